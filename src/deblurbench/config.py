@@ -1,0 +1,162 @@
+"""`params.yaml` as typed dataclasses, and strict YAML-to-dataclass loading for cards.
+
+Unknown or missing keys fail loudly with the file and the key, so a typo in a card or in
+`params.yaml` never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration file that does not match its schema."""
+
+
+def load_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc})") from None
+
+
+def from_dict(cls: type[T], data: Any, where: str) -> T:
+    """Build dataclass ``cls`` from ``data``; ``where`` (file and key path) prefixes errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        k = unknown[0]
+        close = difflib.get_close_matches(str(k), list(fields), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{where}: unknown key {k!r}{hint}; allowed: {sorted(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        if name in data:
+            kwargs[name] = _convert(hints[name], data[name], f"{where}.{name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{where}: missing required key {name!r}")
+    return cls(**kwargs)
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _convert(a, value, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        item = args[0] if args else Any
+        out = [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(out) if origin is tuple else out
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        vt = args[1] if len(args) > 1 else Any
+        return {k: _convert(vt, v, f"{where}.{k}") for k, v in value.items()}
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: expected one of {list(args)}, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# params.yaml
+
+
+@dataclass(frozen=True)
+class SynthParams:
+    """The embedded `synthetic-defocus` data set (thin-lens defocus over skimage photos)."""
+
+    seed: int = 2026
+    photos: list[str] = field(default_factory=lambda: ["astronaut", "coffee", "chelsea"])
+    test_photos: list[str] = field(default_factory=lambda: ["rocket"])
+    scenes_per_photo: int = 2
+    max_side: int = 256
+    depth_near_m: float = 1.0
+    depth_far_m: float = 12.0
+    focal_length_mm: float = 85.0
+    f_number: float = 1.4
+    sensor_width_mm: float = 36.0
+    max_radius_px: float = 8.0
+    n_layers: int = 24
+
+
+@dataclass(frozen=True)
+class RunParams:
+    methods: list[str] = field(default_factory=lambda: ["identity", "unsharp-mask"])
+    splits: list[str] = field(default_factory=lambda: ["test"])
+    device: str = "auto"
+    output_bits: int = 16
+
+
+@dataclass(frozen=True)
+class ScoreParams:
+    protocol: str = "defocus"
+    metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "mae"])
+    db: str = "leaderboard/results.duckdb"
+    metrics_dir: str = "metrics"
+
+
+@dataclass(frozen=True)
+class Params:
+    datasets: list[str] = field(default_factory=lambda: ["synthetic-defocus"])
+    synth: SynthParams = field(default_factory=SynthParams)
+    run: RunParams = field(default_factory=RunParams)
+    score: ScoreParams = field(default_factory=ScoreParams)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read `params.yaml` once into :class:`Params`; a missing file gives the defaults."""
+    path = Path(path)
+    if not path.exists():
+        return Params()
+    data = load_yaml(path) or {}
+    return from_dict(Params, data, str(path))

@@ -1,0 +1,1 @@
+"""Data sets: cards, layout parsers, manifests (and, later, fetch and align)."""

@@ -1,0 +1,1 @@
+"""Methods: the plugin contract (`methods/<name>/method.yaml` + a class), discovery and runner."""

@@ -1,0 +1,1 @@
+"""Metrics: a registry of exactly specified, versioned definitions, and the scorer."""

@@ -1,0 +1,1 @@
+"""The results database (DuckDB): the only code that writes it."""

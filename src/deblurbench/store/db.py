@@ -1,0 +1,82 @@
+"""Connections, migrations and transactional writes of the results database.
+
+A run's rows are replaced inside one transaction (delete, then insert), so a rerun never
+duplicates and a crash mid-write leaves the previous state: DuckDB rolls back what was not
+committed when the file is next opened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import duckdb
+
+from deblurbench import provenance
+from deblurbench.store.schema import MIGRATIONS
+
+
+def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open (and migrate, unless read-only) the database at ``path``."""
+    path = Path(path)
+    if read_only:
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no results database yet; run `deblurbench score`")
+        return duckdb.connect(str(path), read_only=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path))
+    migrate(con)
+    return con
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied VARCHAR)")
+    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    current = schema_version(con)
+    for version, sql in enumerate(MIGRATIONS, start=1):
+        if version <= current:
+            continue
+        with transaction(con):
+            con.execute(sql)
+            con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, provenance.now()])
+    return len(MIGRATIONS)
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def upsert(con: duckdb.DuckDBPyConnection, table: str, row: dict, keys: Iterable[str]) -> None:
+    """Replace the row with the same key columns (delete + insert keeps DuckDB's PKs simple)."""
+    keys = list(keys)
+    where = " AND ".join(f"{k} = ?" for k in keys)
+    con.execute(f"DELETE FROM {table} WHERE {where}", [row[k] for k in keys])
+    cols = list(row)
+    vals = [json.dumps(v) if isinstance(v, (dict, list)) else v for v in row.values()]
+    con.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                vals)
+
+
+def replace_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Drop a run's previous rows (inside the caller's transaction) before writing it anew."""
+    con.execute("DELETE FROM scores WHERE run_id = ?", [run_id])
+    con.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
+
+
+def insert_scores(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
+    """Rows of (run_id, image_id, metric, region, value, spec_id)."""
+    if rows:
+        con.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?)", rows)
