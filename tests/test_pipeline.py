@@ -1,0 +1,84 @@
+"""`dvc repro` end to end on a tiny copy of the project, and the terminal leaderboard."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from conftest import BIN, REPO, TINY_PARAMS, cli, make_project
+
+
+def sh(*args, cwd):
+    env = os.environ | {"DEBLURBENCH_ROOT": str(cwd), "DVC_NO_ANALYTICS": "1",
+                        "PATH": f"{BIN}:{os.environ['PATH']}"}
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"{args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def dvc_project(tmp_path):
+    """A git + DVC repo holding the real dvc.yaml and sources, with tiny params."""
+    root = make_project(tmp_path / "p")
+    shutil.copy(REPO / "dvc.yaml", root)
+    shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    sh("git", "init", "-q", cwd=root)
+    sh(str(BIN / "dvc"), "init", "-q", cwd=root)
+    return root
+
+
+def test_dvc_repro_runs_the_pipeline_then_does_nothing_when_nothing_changed(dvc_project):
+    out = sh(str(BIN / "dvc"), "repro", cwd=dvc_project)
+    for stage in ("synth", "prepare@synthetic-defocus", "run@identity-synthetic-defocus-test",
+                  "run@unsharp-mask-synthetic-defocus-test", "score", "leaderboard"):
+        assert f"Running stage '{stage}'" in out
+    table = (dvc_project / "leaderboard/leaderboard.md").read_text()
+    assert "identity" in table and "unsharp-mask" in table and "psnr" in table
+    metrics = json.loads((dvc_project / "metrics/synthetic-defocus/test/identity.json").read_text())
+    assert metrics["status"] == "ok" and metrics["n_images"] == 2 and 15 < metrics["psnr"] < 60
+
+    again = sh(str(BIN / "dvc"), "repro", cwd=dvc_project)
+    assert "Running stage" not in again
+
+    shown = json.loads(sh(str(BIN / "dvc"), "metrics", "show", "--json", cwd=dvc_project))
+    files = shown[""]["data"]
+    assert files["metrics/synthetic-defocus/test/identity.json"]["data"]["psnr"] == metrics["psnr"]
+    assert "metrics/synthetic-defocus/test/unsharp-mask.json" in files
+
+    # A params change reruns only what depends on it.
+    params = yaml.safe_load((dvc_project / "params.yaml").read_text())
+    params["score"]["metrics"] = ["psnr", "mae"]
+    (dvc_project / "params.yaml").write_text(yaml.safe_dump(params))
+    third = sh(str(BIN / "dvc"), "repro", cwd=dvc_project)
+    assert "Running stage 'score'" in third and "Running stage 'synth'" not in third
+    assert "Running stage 'run@" not in third
+
+
+def test_leaderboard_print_shows_both_methods_with_their_means(prepared):
+    for m in ("identity", "unsharp-mask"):
+        cli("methods", "run", m, "--dataset", "synthetic-defocus", cwd=prepared)
+    scored = cli("score", cwd=prepared).stdout
+    out = cli("leaderboard", "--print", cwd=prepared).stdout
+    assert "synthetic-defocus / test" in out
+    assert "identity" in out and "unsharp-mask" in out and "psnr ↑" in out and "mae ↓" in out
+    psnr_identity = [l for l in scored.splitlines() if l.startswith("identity/")][0]
+    value = psnr_identity.split("psnr=")[1].split()[0]
+    assert value in out  # the printed table shows the stored mean
+
+
+def test_every_verb_has_help_and_bad_input_exits_non_zero_with_one_reason(project):
+    for verb in (["datasets", "list"], ["datasets", "prepare"], ["synth"], ["methods", "run"],
+                 ["score"], ["leaderboard"]):
+        assert "usage:" in cli(*verb, "--help", cwd=project).stdout
+    proc = cli("datasets", "prepare", "nosuch", cwd=project, check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: unknown data set 'nosuch'")
+    proc = cli("leaderboard", "--print", cwd=project, check=False)
+    assert proc.returncode == 2 and "no results database yet" in proc.stderr
+    (project / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS | {"runn": {}}))
+    proc = cli("score", cwd=project, check=False)
+    assert proc.returncode == 2 and "params.yaml: unknown key 'runn' (did you mean 'run'?)" in proc.stderr
