@@ -52,3 +52,8 @@ def parse_synthetic(raw: Path, card: DatasetCard) -> list[dict]:
     if problems:
         raise LayoutError("layout problems:\n  " + "\n  ".join(problems))
     return rows
+
+
+# Real data sets: parsers live in real_layouts.py, imported only when a card asks for them.
+for _name in ("dpdd", "realdof", "sdd", "pixeldp", "cuhk", "lfdof"):
+    LAYOUTS.register(_name, f"deblurbench.datasets.real_layouts:parse_{_name}")

@@ -23,6 +23,8 @@ from deblurbench.paths import dataset_dir, datasets_dir
 COLUMNS = ["dataset", "split", "image_id", "blurry", "sharp", "height", "width", "bit_depth",
            "left", "right", "blur_map"]
 PATH_COLUMNS = ["blurry", "sharp", "left", "right", "blur_map"]
+#: Extra column of an aligned evaluation variant: the valid-pixel mask (8-bit PNG, 255 = valid).
+VARIANT_PATH_COLUMNS = ["mask", "sharp_original"]
 
 
 def card_path(name: str) -> Path:
@@ -41,8 +43,11 @@ def get_card(name: str) -> DatasetCard:
     return load_card(path)
 
 
-def manifest_path(name: str) -> Path:
-    return dataset_dir(name) / "manifest.parquet"
+def manifest_path(name: str, variant: str | None = None) -> Path:
+    """``datasets/<name>/manifest.parquet``, or a variant's ``variants/<variant>/...``."""
+    if variant is None:
+        return dataset_dir(name) / "manifest.parquet"
+    return dataset_dir(name) / "variants" / variant / "manifest.parquet"
 
 
 def prepare(name: str, raw: Path | None = None) -> pd.DataFrame:
@@ -88,7 +93,10 @@ def _check_counts(card: DatasetCard, rows: list[dict]) -> None:
     for split, expected in card.splits.items():
         found = sum(1 for r in rows if r["split"] == split)
         if expected is not None and found < expected:
-            raise LayoutError(f"{card.name}/{split}: found {found} pairs, the card lists {expected}")
+            have = sorted(r["image_id"] for r in rows if r["split"] == split)
+            raise LayoutError(f"{card.name}/{split}: found {found} pairs, the card lists "
+                              f"{expected}; {expected - found} missing (found: "
+                              f"{', '.join(have[:20])}{' ...' if len(have) > 20 else ''})")
 
 
 def save_hf(name: str, df: pd.DataFrame, root: Path) -> Path:
@@ -113,15 +121,22 @@ def save_hf(name: str, df: pd.DataFrame, root: Path) -> Path:
     return target
 
 
-def load_manifest(name: str, split: str | None = None) -> pd.DataFrame:
-    """The manifest with absolute paths; ``split`` filters, refusing an unknown split by name."""
-    path = manifest_path(name)
+def load_manifest(name: str, split: str | None = None,
+                  variant: str | None = None) -> pd.DataFrame:
+    """The manifest with absolute paths; ``split`` filters, refusing an unknown split by name.
+
+    ``variant`` reads an evaluation variant (e.g. the aligned ground truth of
+    ``deblurbench datasets align``); its paths are relative to ``datasets/<name>`` too.
+    """
+    path = manifest_path(name, variant)
     if not path.exists():
-        raise ConfigError(f"{path}: no manifest; run `deblurbench datasets prepare {name}`")
+        verb = "prepare" if variant is None else "align"
+        raise ConfigError(f"{path}: no manifest; run `deblurbench datasets {verb} {name}`")
     df = pd.read_parquet(path)
-    root = path.parent
-    for c in PATH_COLUMNS:
-        df[c] = [str(root / p) if isinstance(p, str) else None for p in df[c]]
+    root = dataset_dir(name)
+    for c in PATH_COLUMNS + VARIANT_PATH_COLUMNS:
+        if c in df.columns:
+            df[c] = [str(root / p) if isinstance(p, str) else None for p in df[c]]
     if split is not None:
         splits = sorted(df["split"].unique())
         if split not in splits:

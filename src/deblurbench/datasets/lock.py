@@ -1,0 +1,106 @@
+"""Checksum lock file: ``datasets/checksums.lock.json``, one sha256 per downloaded archive.
+
+No public checksum exists for any of the defocus data sets, so the first download of an archive
+records its sha256 and size here (commit the file); every later download or import of the same
+archive must match, or it is refused. A checksum on the card, when there is one, wins.
+
+Layout: ``{"<dataset>": {"<archive>": {"sha256", "size_bytes", "source", "recorded"}}}``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from deblurbench.paths import datasets_dir
+
+LOCK_NAME = "checksums.lock.json"
+
+
+class ChecksumError(ValueError):
+    """An archive whose sha256 differs from the card's or the lock file's."""
+
+
+def lock_path() -> Path:
+    return datasets_dir() / LOCK_NAME
+
+
+def read_lock(path: Path | None = None) -> dict:
+    path = path or lock_path()
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ChecksumError(f"{path}: not valid JSON ({exc}); fix or delete it") from None
+    if not isinstance(data, dict):
+        raise ChecksumError(f"{path}: expected a mapping of data set -> archive -> record")
+    return data
+
+
+def locked(dataset: str, archive: str, path: Path | None = None) -> dict | None:
+    """The recorded entry of one archive, or None."""
+    return read_lock(path).get(dataset, {}).get(archive)
+
+
+def record(dataset: str, archive: str, sha256: str, size_bytes: int, source: str,
+           path: Path | None = None) -> None:
+    """Add (never silently replace) an archive's checksum; written atomically."""
+    path = path or lock_path()
+    data = read_lock(path)
+    old = data.get(dataset, {}).get(archive)
+    if old and old["sha256"] != sha256:
+        raise ChecksumError(f"{path}: {dataset}/{archive} is locked to sha256 {old['sha256']}, "
+                            f"refusing to overwrite it with {sha256}")
+    data.setdefault(dataset, {})[archive] = {
+        "sha256": sha256, "size_bytes": int(size_bytes), "source": source,
+        "recorded": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".checksums.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def verify(dataset: str, archive: str, sha256: str, size_bytes: int, source: str,
+           card_sha256: str | None = None, path: Path | None = None) -> str:
+    """Check a finished file against the card, then the lock; record it when unknown.
+
+    Returns how it was verified: ``card``, ``lock`` or ``recorded`` (first download).
+    """
+    if card_sha256:
+        if card_sha256.lower() != sha256:
+            raise ChecksumError(f"{source}: sha256 {sha256} does not match the card's "
+                                f"{card_sha256.lower()} for {dataset}/{archive}")
+        how = "card"
+    else:
+        entry = locked(dataset, archive, path)
+        if entry is not None:
+            if entry["sha256"] != sha256:
+                raise ChecksumError(
+                    f"{source}: sha256 {sha256} does not match {entry['sha256']} recorded in "
+                    f"{path or lock_path()} for {dataset}/{archive} on {entry.get('recorded')} "
+                    f"(a changed or corrupted archive; delete that entry only if you trust "
+                    f"the new one)")
+            return "lock"
+        how = "recorded"
+    if locked(dataset, archive, path) is None:
+        record(dataset, archive, sha256, size_bytes, source, path)
+    return how
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()

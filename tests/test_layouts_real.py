@@ -1,0 +1,129 @@
+"""Layout parsers of DPDD, RealDOF, SDD and PixelDP on tiny copies of their real layouts."""
+
+from __future__ import annotations
+
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from realdata_kit import (
+    build_dpdd,
+    build_pixeldp,
+    build_realdof,
+    build_sdd,
+    write_card,
+    write_pairs_csv,
+)
+
+from deblurbench.datasets.layouts import LayoutError
+from deblurbench.datasets.manifest import load_manifest, prepare
+
+DPDD_COUNTS = {"train": 2, "val": 1, "test": 2}
+
+
+@pytest.fixture
+def dpdd(project):
+    raw = project / "datasets/dpdd/raw"
+    pairs = build_dpdd(raw, DPDD_COUNTS)
+    write_pairs_csv(project / "datasets/dpdd/pairs.csv", pairs)
+    write_card(project, "dpdd", DPDD_COUNTS, None, None)
+    return raw, pairs
+
+
+def test_dpdd_pairs_by_the_official_list_keeps_16_bits_and_both_views(dpdd):
+    df = prepare("dpdd")
+    assert df.groupby("split").size().to_dict() == DPDD_COUNTS
+    row = df[df.image_id == "1P0A0917"].iloc[0]  # the first official test pair
+    assert row.split == "test"
+    assert row.blurry == "raw/dd_dp_dataset_canon/test_c/source/1P0A0917.png"
+    assert row.sharp == "raw/dd_dp_dataset_canon/test_c/target/1P0A0916.png"
+    assert row.left == "raw/dd_dp_dataset_canon/test_l/source/1P0A0917_L.png"
+    assert row.right == "raw/dd_dp_dataset_canon/test_r/source/1P0A0917_R.png"
+    assert set(df.bit_depth) == {16} and set(df.height) == {64} and set(df.width) == {96}
+    # Native 16-bit data survives: values are not multiples of 257 (8-bit expanded).
+    full = load_manifest("dpdd")
+    raw16 = cv2.imread(full.iloc[0].sharp, cv2.IMREAD_UNCHANGED)
+    assert raw16.dtype == np.uint16 and np.any(raw16 % 257 != 0)
+
+
+def test_dpdd_missing_sharp_image_is_named_and_old_manifest_kept(dpdd, project):
+    raw, _ = dpdd
+    prepare("dpdd")
+    before = (project / "datasets/dpdd/manifest.parquet").read_bytes()
+    (raw / "dd_dp_dataset_canon/test_c/target/1P0A0916.png").unlink()
+    with pytest.raises(LayoutError, match=r"test_c/target/1P0A0916\.png: missing sharp image "
+                                          r"for .*1P0A0917\.png"):
+        prepare("dpdd")
+    assert (project / "datasets/dpdd/manifest.parquet").read_bytes() == before
+
+
+def test_dpdd_missing_view_and_unlisted_file_are_named(dpdd):
+    raw, _ = dpdd
+    base = raw / "dd_dp_dataset_canon"
+    (base / "val_r/source").joinpath(next(p.name for p in (base / "val_r/source").iterdir())
+                                     ).unlink()
+    shutil.copy(base / "test_c/source/1P0A0917.png", base / "test_c/source/1P0A9999.png")
+    with pytest.raises(LayoutError) as err:
+        prepare("dpdd")
+    msg = str(err.value)
+    assert "missing right dual-pixel view" in msg and "val_r/source" in msg
+    assert "1P0A9999.png: not in the official pair list" in msg
+
+
+def test_dpdd_copy_with_fewer_images_than_the_card_is_refused_with_the_list(dpdd, project):
+    write_card(project, "dpdd", {"train": 2, "val": 1, "test": 3}, None, None)
+    with pytest.raises(LayoutError, match=r"dpdd/test: found 2 pairs, the card lists 3; 1 missing"
+                                          r" \(found: 1P0A0917, 1P0A0933\)"):
+        prepare("dpdd")
+
+
+def test_dpdd_extra_folder_level_is_found(dpdd):
+    raw, _ = dpdd
+    (raw / "dd_dp_dataset_canon").rename(raw / "x")
+    (raw / "dd_dp_dataset_canon" / "dd_dp_dataset_png").parent.mkdir()
+    (raw / "x").rename(raw / "dd_dp_dataset_canon" / "dd_dp_dataset_png")
+    df = prepare("dpdd")
+    assert len(df) == 5 and df.blurry.str.contains("dd_dp_dataset_png").all()
+
+
+def test_wrong_layout_names_the_path_and_what_was_expected(project):
+    write_card(project, "sdd", {"train": 1, "test": 1}, None, None)
+    (project / "datasets/sdd/raw/SDD/testing/blurry").mkdir(parents=True)
+    with pytest.raises(LayoutError, match=r"raw: no SDD \(\{test,train,train_patches\}/\{blur,gt\}"
+                                          r"\) layout found \(expected one of test/blur"):
+        prepare("sdd")
+
+
+def test_realdof_and_missing_target(project):
+    build_realdof(project / "datasets/realdof/raw", 3)
+    write_card(project, "realdof", {"test": 3}, None, None)
+    df = prepare("realdof")
+    assert list(df.image_id) == ["0000", "0001", "0002"] and set(df.bit_depth) == {8}
+    assert df.sharp.str.endswith("RealDOF/target/0001.png").sum() == 1
+    (project / "datasets/realdof/raw/RealDOF/target/0002.png").unlink()
+    with pytest.raises(LayoutError, match=r"RealDOF/target/0002\.png: missing sharp image"):
+        prepare("realdof")
+
+
+def test_sdd_pairs_by_name_in_patches_and_test(project):
+    build_sdd(project / "datasets/sdd/raw", {"train": 2, "test": 1})
+    write_card(project, "sdd", {"train": 2, "test": 1}, None, None)
+    df = prepare("sdd")
+    assert df.groupby("split").size().to_dict() == {"train": 2, "test": 1}
+    row = df[df.image_id == "test_000"].iloc[0]
+    assert row.blurry == "raw/SDD/test/blur/test_000.png"
+    assert row.sharp == "raw/SDD/test/gt/test_000.png"
+    (project / "datasets/sdd/raw/SDD/train_patches/blur/train_001.png").unlink()
+    with pytest.raises(LayoutError, match=r"train_patches/gt/train_001\.png: sharp image without "
+                                          r"blurry partner"):
+        prepare("sdd")
+
+
+def test_pixeldp_has_no_sharp_and_keeps_views(project):
+    build_pixeldp(project / "datasets/pixeldp/raw", 2)
+    write_card(project, "pixeldp", {"test": None}, None, None)
+    df = prepare("pixeldp")
+    assert len(df) == 2 and df.sharp.isna().all() and set(df.bit_depth) == {16}
+    assert df.left.str.endswith("_L.png").all() and df.right.str.endswith("_R.png").all()
+    assert set(df.height) == {96} and set(df.width) == {64}  # portrait, as the Pixel 4 shoots
