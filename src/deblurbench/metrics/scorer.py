@@ -1,91 +1,372 @@
-"""Scores a finished run against its data set and writes it to the results database.
+"""The scoring engine: scores a finished run against its data set into the results database.
 
-All of a run's rows are written in one transaction that is opened before the first image is
-scored: killing the scorer at any point leaves the database exactly as it was, and rerunning
-replaces the run's rows rather than adding to them. Images are decoded once per pair and
-shared by every metric.
+- Images are decoded once per pair (the next pair is decoded in a background thread while the
+  current one is scored) and shared by every metric; learned models load once per run.
+- Resumable without ever exposing a partial run: each image's rows are committed to
+  ``score_staging`` (keyed by a fingerprint of the run's inputs and metric specs) as soon as it is
+  scored, so a killed scoring continues where it stopped; the public tables (``scores``,
+  ``runs``, aggregates) change only in the final transaction, which replaces the run's rows.
+- A metric without its weights is recorded in ``metric_status`` as unavailable with the reason;
+  a metric that fails on one image (NIQE on a flat image) records that image in
+  ``score_failures`` and the run goes on. A method output that is missing, of the wrong size or
+  non-finite fails the whole run with the image id, and nothing else is lost.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-import deblurbench.metrics.fidelity  # noqa: F401  (registers the defocus protocol)
 from deblurbench import provenance
 from deblurbench.datasets.manifest import get_card as get_dataset_card
 from deblurbench.datasets.manifest import load_manifest
 from deblurbench.io import ImageError, read_image
 from deblurbench.methods.registry import get_card as get_method_card
 from deblurbench.methods.runner import load_run_record, output_path, summary_latency
-from deblurbench.metrics.spec import METRICS, spec_id
+from deblurbench.metrics import aggregate, regions
+from deblurbench.metrics.spec import (
+    PROTOCOLS,
+    Computer,
+    Metric,
+    MetricFailure,
+    MetricUnavailable,
+    get_metric,
+    spec_id,
+)
 from deblurbench.store import db
 
-PROTOCOLS = {"defocus"}
+REFERENCES = ("original", "aligned")
+DATASET_IMAGE = "__split__"  # image_id of a data-set-level score (FID)
+MARK = "__image__"  # staging marker: this image is completely scored
 
 
 class ScoreError(ValueError):
     """An output that cannot be scored (missing, wrong size, NaN); names the image."""
 
 
-def run_id(method: str, dataset: str, split: str, protocol: str) -> str:
-    return f"{method}/{dataset}/{split}/{protocol}"
+class _ProtocolView:
+    """``METRICS.get(name)``: the default protocol's metric (kept for existing callers)."""
+
+    def get(self, name: str) -> Metric:
+        return get_metric(name, "defocus")
+
+
+METRICS = _ProtocolView()
+
+
+def run_id(method: str, dataset: str, split: str, protocol: str,
+           reference: str = "original") -> str:
+    base = f"{method}/{dataset}/{split}/{protocol}"
+    return base if reference == "original" else f"{base}/{reference}"
+
+
+def pick_device(device: str) -> str:
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
 
 
 def score_run(method: str, dataset: str, split: str, db_path: str | Path,
               metrics: list[str], protocol: str = "defocus",
-              metrics_dir: str | Path | None = None) -> dict:
-    """Score one (method, dataset, split) run; returns {status, n_images, means, error}."""
+              metrics_dir: str | Path | None = None, reference: str = "original",
+              regions_on: bool = False, device: str = "cpu") -> dict:
+    """Score one (method, dataset, split) run; returns {run_id, status, error, n_images, means,
+    unavailable}."""
     if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r} (known: {', '.join(sorted(PROTOCOLS))})")
-    chosen = [METRICS.get(m) for m in metrics]
+        raise ValueError(f"unknown protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
+    if reference not in REFERENCES:
+        raise ValueError(f"unknown reference {reference!r} (known: {', '.join(REFERENCES)})")
+    chosen = [get_metric(m, protocol) for m in dict.fromkeys(metrics)]
     record = load_run_record(method, dataset, split)
-    rows = load_manifest(dataset, split)
     dcard = get_dataset_card(dataset)
     mcard = get_method_card(method)
-    rid = run_id(method, dataset, split, protocol)
+    rows = _manifest(dataset, split, reference)
+    rid = run_id(method, dataset, split, protocol, reference)
     bits = int(rows["bit_depth"].max()) if len(rows) else dcard.bit_depth
-    specs = {m.spec.name: m.spec.resolved(bits, m.library_version()) for m in chosen}
+    specs = {}
+    for m in chosen:
+        s = m.spec.resolved(bits, m.library_version())
+        if reference == "aligned":
+            s["reference"] = ("aligned ground truth (flow-warped), scored over its valid mask"
+                              if m.spec.regions else "aligned ground truth, whole image")
+        specs[m.spec.name] = s
     sids = {name: spec_id(s) for name, s in specs.items()}
+    region_note = None
+    if regions_on:
+        region_note = regions.available()
+    fp = _fingerprint(record, rows, sids, reference, regions_on and region_note is None)
+    _DEVICE[0] = pick_device(device)
+
     con = db.connect(db_path)
-    status, error = record["status"], record.get("error")
-    values: dict[str, list[float]] = {m.spec.name: [] for m in chosen}
     try:
         with db.transaction(con):
-            _write_context(con, dcard, rows, mcard, specs, sids)
-            db.replace_run(con, rid)
-            if status == "ok":
-                try:
-                    _score_images(con, rid, method, dataset, split, rows, chosen, sids, values)
-                except ScoreError as exc:
-                    status, error = "failed", str(exc)
-                    con.execute("DELETE FROM scores WHERE run_id = ?", [rid])
-                    values = {k: [] for k in values}
-            db.upsert(con, "runs", {
-                "run_id": rid, "method": method, "method_version": record["method_version"],
-                "dataset": dataset, "dataset_version": record["dataset_version"], "split": split,
-                "protocol": protocol, "status": status, "error": error,
-                "started": record["started"], "finished": record.get("finished"),
-                "scored": provenance.now(), "n_images": len(values[chosen[0].spec.name]),
-                "latency_ms_per_mp": summary_latency(record), "device": record["device"],
-                "git_rev": record["git_rev"], "config": record["config"],
-                "versions": record["versions"] | provenance.versions("scikit-image", "duckdb"),
-                "params": record["params"]}, ["run_id"])
+            staged = db.staged_images(con, rid, fp)
+        status, error = record["status"], record.get("error")
+        state = {m.spec.name: {"status": "ok", "reason": None} for m in chosen}
+        if status == "ok":
+            computers = _prepare(chosen, state, rows, dcard)
+            try:
+                _score_images(con, rid, fp, dataset, split, method, rows, computers, sids,
+                              staged, regions_on and region_note is None, reference)
+                _dataset_level(con, rid, fp, method, dataset, split, rows, computers, sids,
+                               state)
+            except ScoreError as exc:
+                status, error = "failed", str(exc)
+            if regions_on and region_note:
+                for name, st in state.items():
+                    if get_metric(name, protocol).spec.regions:
+                        st["region_note"] = region_note
+        result = _commit(con, rid, fp, record, dcard, rows, mcard, specs, sids, state, status,
+                         error, protocol, reference, dataset, split, method,
+                         regions.SOURCE if regions_on and region_note is None else None)
     finally:
         con.close()
-    means = {k: float(np.mean(v)) for k, v in values.items() if v}
-    result = {"run_id": rid, "status": status, "error": error,
-              "n_images": len(values[chosen[0].spec.name]), "means": means}
     if metrics_dir is not None:
         out = Path(metrics_dir) / dataset / split / f"{method}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"status": status, "n_images": result["n_images"], **means},
-                                  indent=1))
+        out.write_text(json.dumps({"status": result["status"], "n_images": result["n_images"],
+                                   **{k: v for k, v in result["means"].items()
+                                      if np.isfinite(v)}}, indent=1))
     return result
+
+
+def _manifest(dataset: str, split: str, reference: str):
+    if reference == "original":
+        return load_manifest(dataset, split)
+    from deblurbench.datasets.align import variant_name
+
+    try:
+        return load_manifest(dataset, split, variant=variant_name(dataset))
+    except ValueError as exc:
+        raise ValueError(f"{dataset}: no aligned ground truth to score against ({exc})") from None
+
+
+def _fingerprint(record, rows, sids, reference, regions_on) -> str:
+    blob = json.dumps({"run": [record.get("started"), record.get("finished")],
+                       "images": sorted(rows["image_id"]), "specs": sorted(sids.values()),
+                       "reference": reference, "regions": regions_on}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _prepare(chosen, state, rows, dcard) -> dict[str, tuple[Metric, Computer]]:
+    has_gt = rows["sharp"].notna().any() if len(rows) else False
+    out = {}
+    for m in chosen:
+        name = m.spec.name
+        if m.spec.kind in ("FR", "dataset") and not has_gt:
+            state[name] = {"status": "not applicable",
+                           "reason": f"{dcard.name} has no ground truth"}
+            continue
+        reason = m.unavailable_reason()
+        if reason is None:
+            try:
+                out[name] = (m, m.computer(_DEVICE[0]))
+                continue
+            except MetricUnavailable as exc:
+                reason = str(exc)
+        state[name] = {"status": "unavailable", "reason": reason}
+    return out
+
+
+_DEVICE = ["cpu"]
+
+
+def _load_pair(method, dataset, split, r, regions_on, reference):
+    restored = read_output(method, dataset, split, r.image_id, r.height, r.width)
+    sharp = read_image(r.sharp) if isinstance(r.sharp, str) else None
+    valid = None
+    if reference == "aligned":
+        valid = read_image(r.mask)[:, :, 0] > 0.5
+    blurry = read_image(r.blurry) if regions_on else None
+    return restored, sharp, valid, blurry
+
+
+def _score_images(con, rid, fp, dataset, split, method, rows, computers, sids, staged,
+                  regions_on, reference) -> None:
+    todo = [r for r in rows.itertuples() if r.image_id not in staged]
+    bar = tqdm(total=len(rows), initial=len(rows) - len(todo), unit="img", mininterval=0,
+               desc=f"score {method} on {dataset}/{split}")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        load = lambda r: pool.submit(_load_pair, method, dataset, split, r,
+                                     regions_on, reference)
+        nxt = load(todo[0]) if todo else None
+        for i, r in enumerate(todo):
+            try:
+                restored, sharp, valid, blurry = nxt.result()
+            except ImageError as exc:
+                raise ScoreError(f"image {r.image_id!r}: {exc}") from None
+            nxt = load(todo[i + 1]) if i + 1 < len(todo) else None
+            staged_rows = _score_one(rid, fp, dataset, split, r.image_id, restored, sharp,
+                                     valid, blurry, computers, sids)
+            with db.transaction(con):
+                db.stage_rows(con, staged_rows)
+            bar.update(1)
+    bar.close()
+
+
+def _score_one(rid, fp, dataset, split, image_id, restored, sharp, valid, blurry, computers,
+               sids) -> list[tuple]:
+    out = [(rid, fp, image_id, MARK, "all", None, None, None)]
+    masks = None
+    if blurry is not None:
+        try:
+            masks = regions.masks_from_labels(
+                regions.label_map(dataset, split, image_id, blurry), valid)
+        except ValueError as exc:
+            out.append((rid, fp, image_id, "__regions__", "all", None, None, str(exc)))
+    for name, (m, comp) in computers.items():
+        if m.spec.kind == "dataset" or (m.spec.kind == "FR" and sharp is None):
+            continue
+        ref = sharp if m.spec.kind == "FR" else None
+        try:
+            if valid is not None and comp.region_fn is not None:
+                value = comp.region_fn(restored, ref, {"all": valid}).get("all")
+                if value is None:
+                    raise MetricFailure("the aligned ground truth has no valid pixel")
+            else:
+                value = float(comp.fn(restored, ref))
+            out.append((rid, fp, image_id, name, "all", value, sids[name], None))
+            if masks is not None and comp.region_fn is not None:
+                for region, v in comp.region_fn(restored, ref, masks).items():
+                    out.append((rid, fp, image_id, name, region, v, sids[name], None))
+        except MetricFailure as exc:
+            out.append((rid, fp, image_id, name, "all", None, sids[name], str(exc)))
+    return out
+
+
+def _dataset_level(con, rid, fp, method, dataset, split, rows, computers, sids, state) -> None:
+    for name, (m, comp) in computers.items():
+        if m.spec.kind != "dataset" or comp.dataset_fn is None:
+            continue
+        with_gt = rows[rows["sharp"].notna()]
+        outs = [str(output_path(method, dataset, split, i)) for i in with_gt["image_id"]]
+        try:
+            value, reason = comp.dataset_fn(outs, list(with_gt["sharp"])), None
+        except MetricFailure as exc:
+            value, reason = None, str(exc)
+        with db.transaction(con):
+            con.execute("DELETE FROM score_staging WHERE run_id = ? AND metric = ?", [rid, name])
+            db.stage_rows(con, [(rid, fp, DATASET_IMAGE, name, "all", value, sids[name],
+                                 reason)])
+
+
+def read_output(method, dataset, split, image_id, height, width) -> np.ndarray:
+    path = output_path(method, dataset, split, image_id)
+    if not path.exists():
+        raise ScoreError(f"{path}: missing output for image {image_id!r}")
+    try:
+        img = read_image(path)
+    except ImageError as exc:
+        raise ScoreError(f"image {image_id!r}: {exc}") from None
+    return check_output_image(img, image_id, height, width, path)
+
+
+def check_output_image(img: np.ndarray, image_id: str, height: int, width: int,
+                       path: str | Path = "<array>") -> np.ndarray:
+    """Refuse an output of the wrong size or with NaN/Inf, naming the image."""
+    if img.shape[:2] != (height, width):
+        raise ScoreError(f"{path}: output of image {image_id!r} is {img.shape[1]}x{img.shape[0]},"
+                         f" expected {width}x{height}")
+    if not np.isfinite(img).all():
+        raise ScoreError(f"{path}: output of image {image_id!r} holds "
+                         f"{int((~np.isfinite(img)).sum())} NaN/Inf values")
+    return img
+
+
+# ---------------------------------------------------------------------------------------------
+# The final transaction: the only writes to the public tables.
+
+
+def _commit(con, rid, fp, record, dcard, rows, mcard, specs, sids, state, status, error,
+            protocol, reference, dataset, split, method, region_source) -> dict:
+    staged = con.execute("SELECT image_id, metric, region, value, spec_id, reason FROM "
+                         "score_staging WHERE run_id = ? AND fingerprint = ? AND metric NOT "
+                         "LIKE '\\_\\_%' ESCAPE '\\'", [rid, fp]).df()
+    if status != "ok":
+        staged = staged.iloc[0:0]
+    ok = staged[staged["reason"].isna()]
+    failed = staged[staged["reason"].notna()]
+    cost = record.get("cost") or {}
+    n_images = int(ok.loc[ok["region"] == "all", "image_id"].nunique()) if status == "ok" else 0
+    with db.transaction(con):
+        _write_context(con, dcard, rows, mcard, specs, sids)
+        db.replace_run(con, rid)
+        if len(ok):
+            con.register("staged_ok", ok[["image_id", "metric", "region", "value", "spec_id"]])
+            con.execute("INSERT INTO scores SELECT ?, image_id, metric, region, value, spec_id "
+                        "FROM staged_ok", [rid])
+            con.unregister("staged_ok")
+        for r in failed[failed["region"] == "all"].itertuples():
+            con.execute("INSERT INTO score_failures VALUES (?, ?, ?, ?)",
+                        [rid, r.image_id, r.metric, r.reason])
+        means = {}
+        for name, st in state.items():
+            mine = ok[(ok["metric"] == name) & (ok["region"] == "all")]
+            n_fail = int((failed["metric"] == name).sum())
+            reason = st["reason"] or st.get("region_note")
+            the_status = st["status"] if status == "ok" else "run failed"
+            con.execute("INSERT INTO metric_status VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [rid, name, sids[name], the_status, reason, len(mine), n_fail])
+            if len(mine):
+                means[name] = float(mine["value"].mean())
+        for (name, region), g in ok.groupby(["metric", "region"]):
+            mean, lo, hi = aggregate.bootstrap_ci(g["value"].to_numpy(),
+                                                  aggregate.seed_of(rid, name, region))
+            con.execute("INSERT INTO score_aggregates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [rid, name, region, sids[name], len(g), mean, lo, hi, aggregate.N_BOOT,
+                         aggregate.LEVEL])
+        db.upsert(con, "runs", {
+            "run_id": rid, "method": method, "method_version": record["method_version"],
+            "dataset": dataset, "dataset_version": record["dataset_version"], "split": split,
+            "protocol": protocol, "status": status, "error": error,
+            "started": record["started"], "finished": record.get("finished"),
+            "scored": provenance.now(), "n_images": n_images,
+            "latency_ms_per_mp": cost.get("latency_ms_per_mp", summary_latency(record)),
+            "device": record["device"], "git_rev": record["git_rev"], "config": record["config"],
+            "versions": record["versions"] | provenance.versions(
+                "scikit-image", "duckdb", "pyiqa", "lpips", "torch", "opencv-python-headless")
+            | {"scoring_git_rev": provenance.git_rev(), "scoring_device": _DEVICE[0]},
+            "params": record["params"], "reference": reference, "region_source": region_source,
+            "n_failed": int(failed["image_id"].nunique()), "n_params": cost.get("params"),
+            "flops_per_mp": cost.get("flops_per_mp"), "peak_rss_mb": cost.get("peak_rss_mb"),
+            "peak_gpu_mb": cost.get("peak_gpu_mb")}, ["run_id"])
+        if status == "ok":
+            _paired(con, rid, dataset, split, protocol, reference)
+        con.execute("DELETE FROM score_staging WHERE run_id = ?", [rid])
+    unavailable = {k: v["reason"] for k, v in state.items() if v["status"] != "ok"}
+    return {"run_id": rid, "status": status, "error": error, "n_images": n_images,
+            "means": means if status == "ok" else {}, "unavailable": unavailable,
+            "n_failed": int(failed["image_id"].nunique())}
+
+
+def _paired(con, rid, dataset, split, protocol, reference) -> None:
+    """Compare this run with every other ok run on the same images (same spec only)."""
+    others = [r[0] for r in con.execute(
+        "SELECT run_id FROM runs WHERE dataset = ? AND split = ? AND protocol = ? AND "
+        "coalesce(reference, 'original') = ? AND status = 'ok' AND run_id <> ?",
+        [dataset, split, protocol, reference, rid]).fetchall()]
+    for other in others:
+        df = con.execute("""
+            SELECT a.metric, a.region, a.spec_id, list(a.value ORDER BY a.image_id) AS va,
+                   list(b.value ORDER BY a.image_id) AS vb
+            FROM scores a JOIN scores b ON a.image_id = b.image_id AND a.metric = b.metric
+                 AND a.region = b.region AND a.spec_id = b.spec_id
+            WHERE a.run_id = ? AND b.run_id = ? AND a.image_id <> ?
+            GROUP BY ALL""", [rid, other, DATASET_IMAGE]).fetchall()
+        for metric, region, sid, va, vb in df:
+            res = aggregate.paired(np.array(va), np.array(vb),
+                                   aggregate.seed_of(rid, other, metric, region))
+            con.execute("INSERT INTO paired_comparisons VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [rid, other, metric, region, sid, res["n"], res["mean_diff"],
+                         res["ci_low"], res["ci_high"], res["p_value"]])
 
 
 def _write_context(con, dcard, rows, mcard, specs, sids) -> None:
@@ -94,9 +375,10 @@ def _write_context(con, dcard, rows, mcard, specs, sids) -> None:
                                 "bit_depth": dcard.bit_depth, "card": asdict(dcard)}, ["dataset"])
     for r in rows.itertuples():
         db.upsert(con, "images", {"dataset": r.dataset, "split": r.split, "image_id": r.image_id,
-                                  "blurry": r.blurry, "sharp": r.sharp, "height": r.height,
-                                  "width": r.width, "bit_depth": r.bit_depth},
-                  ["dataset", "split", "image_id"])
+                                  "blurry": r.blurry, "sharp": getattr(r, "sharp_original", None)
+                                  or r.sharp, "height": r.height, "width": r.width,
+                                  "bit_depth": r.bit_depth}, ["dataset", "split", "image_id"])
+    _write_subsets(con, dcard, rows)
     card = {k: (str(v) if k == "folder" else v) for k, v in asdict(mcard).items()}
     db.upsert(con, "methods", {"method": mcard.name, "version": mcard.version, "source": "measured",
                                "kind": mcard.kind, "title": mcard.title, "paper": mcard.paper,
@@ -107,30 +389,25 @@ def _write_context(con, dcard, rows, mcard, specs, sids) -> None:
                                         "direction": spec["direction"], "spec": spec}, ["spec_id"])
 
 
-def _score_images(con, rid, method, dataset, split, rows, chosen, sids, values) -> None:
-    for r in tqdm(rows.itertuples(), total=len(rows), desc=f"score {method} on {dataset}/{split}",
-                  unit="img", mininterval=0):
-        restored = _read_output(method, dataset, split, r.image_id, r.height, r.width)
-        sharp = read_image(r.sharp) if r.sharp else None
-        batch = []
-        for m in chosen:
-            if m.spec.kind == "FR" and sharp is None:
-                continue
-            v = m.fn(restored, sharp)
-            values[m.spec.name].append(v)
-            batch.append((rid, r.image_id, m.spec.name, "all", v, sids[m.spec.name]))
-        db.insert_scores(con, batch)
+def _write_subsets(con, dcard, rows) -> None:
+    """Subsets (DPDD indoor/outdoor): a manifest ``subset`` column, or card ``subsets`` mapping
+    a subset name to a file of image ids (one per line) relative to ``datasets/<name>/``."""
+    from deblurbench.paths import dataset_dir
 
-
-def _read_output(method, dataset, split, image_id, height, width) -> np.ndarray:
-    path = output_path(method, dataset, split, image_id)
-    if not path.exists():
-        raise ScoreError(f"{path}: missing output for image {image_id!r}")
-    try:
-        img = read_image(path)
-    except ImageError as exc:
-        raise ScoreError(f"image {image_id!r}: {exc}") from None
-    if img.shape[:2] != (height, width):
-        raise ScoreError(f"{path}: output of image {image_id!r} is {img.shape[1]}x{img.shape[0]},"
-                         f" expected {width}x{height}")
-    return img
+    pairs = set()
+    if "subset" in rows.columns:
+        pairs |= {(r.split, r.image_id, r.subset) for r in rows.itertuples()
+                  if isinstance(r.subset, str)}
+    ids = set(rows["image_id"])
+    for subset, rel in dcard.subsets.items():
+        path = dataset_dir(dcard.name) / rel
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: subset list {subset!r} of card {dcard.name} "
+                                    "not found")
+        listed = {line.strip() for line in path.read_text().splitlines() if line.strip()}
+        split = rows["split"].iloc[0] if len(rows) else ""
+        pairs |= {(split, i, subset) for i in listed & ids}
+    for split, image_id, subset in sorted(pairs):
+        db.upsert(con, "image_subsets", {"dataset": dcard.name, "split": split,
+                                         "image_id": image_id, "subset": subset},
+                  ["dataset", "split", "image_id", "subset"])

@@ -74,6 +74,29 @@ def replace_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """Drop a run's previous rows (inside the caller's transaction) before writing it anew."""
     con.execute("DELETE FROM scores WHERE run_id = ?", [run_id])
     con.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
+    for table in RUN_TABLES:
+        con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+    con.execute("DELETE FROM paired_comparisons WHERE run_a = ? OR run_b = ?", [run_id, run_id])
+
+
+#: Tables (migration 2) whose rows belong to one run and are replaced with it.
+RUN_TABLES = ("metric_status", "score_failures", "score_aggregates")
+
+
+def stage_rows(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
+    """Staging rows (run_id, fingerprint, image_id, metric, region, value, spec_id, reason),
+    committed per image so that a killed scoring resumes; the public tables are untouched."""
+    if rows:
+        con.executemany("INSERT INTO score_staging VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def staged_images(con: duckdb.DuckDBPyConnection, run_id: str, fingerprint: str) -> set[str]:
+    """Images already scored by an interrupted scoring of the same inputs; drops stale ones."""
+    con.execute("DELETE FROM score_staging WHERE run_id = ? AND fingerprint <> ?",
+                [run_id, fingerprint])
+    return {r[0] for r in con.execute("SELECT DISTINCT image_id FROM score_staging WHERE "
+                                      "run_id = ? AND image_id <> '__done__'",
+                                      [run_id]).fetchall()}
 
 
 def insert_scores(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
