@@ -1,4 +1,5 @@
-"""Method discovery: every `method.yaml` under the method folders; no code is imported to list."""
+"""Method discovery: every `method.yaml` under the method folders; listing imports no method
+code (nor torch): a method's module is imported only by :func:`load_class`."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deblurbench.config import ConfigError
-from deblurbench.methods.base import Method
 from deblurbench.methods.card import MethodCard, load_method_card
 from deblurbench.paths import project_root
+
+if TYPE_CHECKING:
+    from deblurbench.methods.base import Method
 
 
 def method_dirs() -> list[Path]:
@@ -45,6 +49,8 @@ def get_card(name: str) -> MethodCard:
 
 def load_class(card: MethodCard) -> type[Method]:
     """Import the entry module from the method folder under a private, unique module name."""
+    from deblurbench.methods.base import Method
+
     module_name, cls_name = card.entry.split(":")
     qual = f"deblurbench_plugins.{card.name.replace('-', '_')}.{module_name}"
     if qual in sys.modules:
@@ -66,4 +72,7 @@ def load_class(card: MethodCard) -> type[Method]:
     if not (isinstance(cls, type) and issubclass(cls, Method)):
         raise ConfigError(f"{card.folder / 'method.yaml'}: {card.entry} is not a "
                           f"deblurbench.methods.base.Method subclass")
+    if card.trainable and cls.train is Method.train:
+        raise ConfigError(f"{card.folder / 'method.yaml'}: trainable: true but {card.entry} "
+                          f"does not implement train(loader, params, callbacks)")
     return cls

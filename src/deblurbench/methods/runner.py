@@ -2,15 +2,26 @@
 
 Outputs go to ``outputs/<method>/<dataset>/<split>/<image_id>.png`` with ``run.json`` beside
 them. A run is written into ``<dir>.partial`` and renamed into place only when complete, so a
-crash never leaves a mix of old and new images; a method that raises or returns a wrong shape,
-NaN or out-of-range values fails the run with the image id.
+crash never leaves a mix of old and new images; a method that raises, times out, or returns a
+wrong shape, NaN or out-of-range values fails the run with the image id, and no other run's
+outputs are touched.
+
+``run.json`` fields: method, method_version, dataset, dataset_version, split, params, config
+(small|paper), device, precision, seed, tiling {size, overlap, pad_multiple}, checkpoint (null:
+untrained, only for cards with ``needs_training: false``), started, finished, git_rev, versions, output_bits, status (ok|failed), error,
+images {id: {seconds, megapixels, tiles}}, cost {params, flops_per_mp, latency_ms_per_mp,
+peak_rss_mb, peak_gpu_mb} and cost_spec (how each cost figure is measured).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +32,17 @@ from deblurbench import provenance
 from deblurbench.datasets.manifest import get_card as get_dataset_card
 from deblurbench.datasets.manifest import load_manifest
 from deblurbench.io import read_image, write_png
+from deblurbench.methods.card import MethodCard, resolve_params
+from deblurbench.methods.cost import (
+    COST_SPEC,
+    PeakMemory,
+    cost_record,
+    count_flops,
+    count_params,
+    latency_ms_per_mp,
+)
 from deblurbench.methods.registry import get_card, load_class
+from deblurbench.methods.tiling import padded, restore_tiled, tile_count
 from deblurbench.paths import run_dir
 
 RANGE_TOLERANCE = 1e-3  # outputs may overshoot [0, 1] by rounding; more is a method bug
@@ -31,11 +52,17 @@ class MethodFailure(RuntimeError):
     """A method that crashed or returned an invalid image; names the method and image."""
 
 
+class ImageTimeout(MethodFailure):
+    """A method that took longer than the per-image time limit."""
+
+
 def pick_device(requested: str = "auto") -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {requested}: no CUDA device is available here")
+    if requested != "cpu" and not requested.startswith("cuda"):
+        raise ValueError(f"--device {requested}: expected auto, cpu, cuda or cuda:N")
     return requested
 
 
@@ -46,6 +73,7 @@ def check_output(out: object, like: torch.Tensor, method: str, image_id: str) ->
         raise MethodFailure(f"{where}: restore returned {type(out).__name__}, expected a tensor")
     if tuple(out.shape) != tuple(like.shape):
         raise MethodFailure(f"{where}: output shape {tuple(out.shape)} != input {tuple(like.shape)}")
+    out = out.float()
     if not torch.isfinite(out).all():
         n = int((~torch.isfinite(out)).sum())
         raise MethodFailure(f"{where}: output holds {n} NaN/Inf values")
@@ -55,49 +83,138 @@ def check_output(out: object, like: torch.Tensor, method: str, image_id: str) ->
     return out.clamp(0, 1)
 
 
+@contextlib.contextmanager
+def time_limit(seconds: float | None, what: str) -> Iterator[None]:
+    """Raise :class:`ImageTimeout` after ``seconds`` (SIGALRM; main thread only, else no-op)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def fire(signum, frame):
+        raise ImageTimeout(f"{what}: exceeded the time limit of {seconds:g} s")
+
+    old = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def pick_precision(requested: str, dev: str, card: MethodCard) -> str:
+    if requested == "auto":
+        return "bf16" if dev.startswith("cuda") and card.amp else "fp32"
+    if requested not in ("fp32", "bf16", "fp16"):
+        raise ValueError(f"--precision {requested}: expected auto, fp32, bf16 or fp16")
+    if requested != "fp32" and not dev.startswith("cuda"):
+        raise ValueError(f"--precision {requested}: mixed precision needs a GPU (device {dev})")
+    return requested
+
+
+def load_inputs(row, card: MethodCard, dev: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    from deblurbench.methods.train import load_extra
+
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).permute(2, 0, 1)[None].contiguous().to(dev)
+
+    x = tensor(read_image(row.blurry))
+    extras = {}
+    for k in card.inputs:
+        if k == "blurry":
+            continue
+        path = getattr(row, k, None)
+        if not isinstance(path, str):
+            raise ValueError(f"method {card.name!r} needs input {k!r}, which image "
+                             f"{row.image_id!r} of {row.dataset} does not have")
+        extras[k] = tensor(load_extra(path, k))
+    return x, extras
+
+
 def run_method(name: str, dataset: str, split: str, device: str = "auto",
-               small: bool | None = None, output_bits: int = 16) -> dict:
+               small: bool | None = None, output_bits: int = 16, tile_size: int | None = None,
+               tile_overlap: int | None = None, precision: str = "auto", seed: int = 0,
+               timeout: float | None = None, trained_on: str | None = None,
+               batch_size: int = 4) -> dict:
     """Restore every image of (dataset, split); returns the run record (also ``run.json``)."""
     card = get_card(name)
     dcard = get_dataset_card(dataset)
     rows = load_manifest(dataset, split)
     dev = pick_device(device)
-    if card.device == "gpu" and not dev.startswith("cuda") and small is False:
+    on_gpu = dev.startswith("cuda")
+    if card.device == "gpu" and not on_gpu and small is False:
         raise ValueError(f"method {name!r} needs a GPU for its paper configuration")
-    use_small = (not dev.startswith("cuda")) if small is None else small
-    params = {**card.params, **(card.small_params if use_small else {})}
+    use_small = (not on_gpu) if small is None else small
+    params = resolve_params(card, use_small)
+    config = "small" if use_small else "paper"
+    prec = pick_precision(precision, dev, card)
+    tile = tile_size if tile_size is not None else card.tile_size
+    overlap = tile_overlap if tile_overlap is not None else card.tile_overlap
+    if tile is not None and (tile < 16 or overlap * 2 >= tile or tile % card.pad_multiple):
+        raise ValueError(f"tile size {tile} / overlap {overlap}: need tile >= 16, overlap under "
+                         f"half a tile, tile a multiple of {card.pad_multiple}")
+    for k in card.inputs:
+        if k != "blurry" and rows[k].isna().any():
+            missing = rows[rows[k].isna()].iloc[0]["image_id"]
+            raise ValueError(f"method {name!r} needs input {k!r}, which image {missing!r} of "
+                             f"{dataset}/{split} does not have")
+    state, ckpt = None, None
+    if card.trainable:
+        from deblurbench.methods.checkpoint import checkpoint_path
+        from deblurbench.methods.train import load_trained
+
+        source = trained_on or dataset
+        if card.needs_training or checkpoint_path(name, source, config).exists():
+            state, ckpt = load_trained(card, source, config, params)
     final = run_dir(name, dataset, split)
     partial = final.with_name(final.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     record = {"method": name, "method_version": card.version, "dataset": dataset,
               "dataset_version": dcard.version, "split": split, "params": params,
-              "config": "small" if use_small else "paper", "device": provenance.device_name(dev),
-              "started": provenance.now(), "git_rev": provenance.git_rev(),
+              "config": config, "device": provenance.device_name(dev), "precision": prec,
+              "seed": seed, "tiling": {"size": tile, "overlap": overlap if tile else None,
+                                       "pad_multiple": card.pad_multiple},
+              "checkpoint": ckpt, "started": provenance.now(), "git_rev": provenance.git_rev(),
               "versions": provenance.versions("torch", "numpy"), "output_bits": output_bits,
-              "status": "running", "error": None, "images": {}}
+              "status": "running", "error": None, "images": {}, "cost": None,
+              "cost_spec": COST_SPEC}
+    memory = PeakMemory(dev)
+    flops, flops_mp, n_params = None, None, 0
     try:
-        method = load_class(card)(params, device=dev)
-        with torch.no_grad():
-            for row in tqdm(rows.itertuples(), total=len(rows), desc=f"{name} on {dataset}/{split}",
-                            unit="img"):
-                img = read_image(row.blurry)
-                x = torch.from_numpy(img).permute(2, 0, 1)[None].contiguous().to(dev)
-                t0 = time.perf_counter()
-                try:
-                    y = method.restore(x)
-                except Exception as exc:  # the method's bug, reported with the image
-                    raise MethodFailure(f"method {name!r} crashed on image {row.image_id!r}: "
-                                        f"{type(exc).__name__}: {exc}") from exc
-                if dev.startswith("cuda"):
-                    torch.cuda.synchronize()
-                seconds = time.perf_counter() - t0
-                y = check_output(y, x, name, row.image_id)
-                out = y[0].permute(1, 2, 0).float().cpu().numpy()
-                write_png(partial / f"{row.image_id}.png", out, bits=output_bits)
-                record["images"][row.image_id] = {"seconds": seconds,
-                                                  "megapixels": img.shape[0] * img.shape[1] / 1e6}
+        try:
+            method = load_class(card)(params, device=dev)
+            if state is not None:
+                method.load_state_dict(state)
+        except Exception as exc:
+            raise MethodFailure(f"method {name!r} failed to load: {type(exc).__name__}: {exc}"
+                                ) from exc
+        n_params = count_params(method.networks())
+        memory.start()
+        for i, row in enumerate(tqdm(rows.itertuples(), total=len(rows),
+                                     desc=f"{name} on {dataset}/{split}", unit="img")):
+            x, extras = load_inputs(row, card, dev)
+            restore = _restorer(method, card, row.image_id, prec, dev, tile, overlap, batch_size)
+            if i == 0:  # FLOPs of one untimed pass; FlopCounterMode slows what it watches
+                flops = _guarded(lambda r=restore, x=x, e=extras: count_flops(lambda: r(x, e)), name,
+                                 row.image_id, timeout)
+                flops_mp = x.shape[-2] * x.shape[-1] / 1e6
+            torch.manual_seed(seed)
+            t0 = time.perf_counter()
+            y = _guarded(lambda r=restore, x=x, e=extras: r(x, e), name, row.image_id, timeout)
+            if on_gpu:
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - t0
+            y = check_output(y, x, name, row.image_id)
+            write_png(partial / f"{row.image_id}.png", y[0].permute(1, 2, 0).cpu().numpy(),
+                      bits=output_bits)
+            h, w = x.shape[-2:]
+            record["images"][row.image_id] = {
+                "seconds": seconds, "megapixels": h * w / 1e6,
+                "tiles": tile_count(h, w, tile, overlap) if tile else 1}
+        memory.stop()
         record["status"] = "ok"
+        record["cost"] = cost_record(n_params, flops, flops_mp, record["images"], memory)
     except MethodFailure as exc:
         record["status"] = "failed"
         record["error"] = str(exc)
@@ -113,6 +230,43 @@ def run_method(name: str, dataset: str, split: str, device: str = "auto",
     return record
 
 
+def _guarded(fn, name: str, image_id: str, timeout: float | None):
+    """Run ``fn`` under the time limit; any exception of the method becomes a MethodFailure."""
+    try:
+        with time_limit(timeout, f"method {name!r} on image {image_id!r}"), torch.no_grad():
+            return fn()
+    except MethodFailure:
+        raise
+    except Exception as exc:
+        raise MethodFailure(f"method {name!r} crashed on image {image_id!r}: "
+                            f"{type(exc).__name__}: {exc}") from exc
+
+
+def _restorer(method, card: MethodCard, image_id: str, prec: str, dev: str, tile: int | None,
+              overlap: int, batch_size: int):
+    """restore(x, extras) for one image: padding, tiling, autocast and output checks."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(prec)
+
+    def call(x: torch.Tensor, **extras: torch.Tensor) -> torch.Tensor:
+        if dtype is None:
+            return method.restore(x, **extras)
+        with torch.autocast(device_type="cuda", dtype=dtype):
+            return method.restore(x, **extras)
+
+    inner = padded(call, card.pad_multiple)
+
+    def check(out, like):
+        return check_output(out, like, card.name, image_id)
+
+    def restore(x: torch.Tensor, extras: dict[str, torch.Tensor]) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if tile and (h > tile or w > tile):
+            return restore_tiled(inner, x, extras, tile, overlap, batch_size, check=check)
+        return check(inner(x, **extras), x)
+
+    return restore
+
+
 def load_run_record(method: str, dataset: str, split: str) -> dict:
     path = run_dir(method, dataset, split) / "run.json"
     if not path.exists():
@@ -123,8 +277,7 @@ def load_run_record(method: str, dataset: str, split: str) -> dict:
 
 def summary_latency(record: dict) -> float | None:
     """Median milliseconds per megapixel over the run's images (None for an empty run)."""
-    vals = [v["seconds"] * 1000 / v["megapixels"] for v in record["images"].values()]
-    return float(np.median(vals)) if vals else None
+    return latency_ms_per_mp(record["images"])
 
 
 def output_path(method: str, dataset: str, split: str, image_id: str) -> Path:
