@@ -1,0 +1,147 @@
+"""The Streamlit leaderboard on 127.0.0.1, driven by headless Chromium (Playwright).
+
+Skipped with a reason when /usr/bin/chromium is absent, except under CI (CI=true), where a
+missing browser fails: `tools/install_chromium.sh` installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from kit_leaderboard import TEST_IDS, build_results, env, means
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = REPO / "test-artifacts"
+
+if not CHROMIUM.exists():
+    if os.environ.get("CI") == "true":
+        pytest.fail("CI=true but /usr/bin/chromium is missing: run tools/install_chromium.sh",
+                    pytrace=False)
+    pytest.skip("/usr/bin/chromium not installed (tools/install_chromium.sh installs it)",
+                allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    root = build_results(tmp_path_factory.getbasetemp())
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("st") / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "streamlit"), "run", str(REPO / "leaderboard/app.py"),
+         "--server.headless", "true", "--server.port", str(port), "--server.address",
+         "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=root, stdout=log, stderr=subprocess.STDOUT,
+        env=env(root, DEBLURBENCH_SNAPSHOT_DIR=str(tmp_path_factory.mktemp("snap"))))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                break
+        except OSError:
+            pass
+        if time.time() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise AssertionError(f"streamlit did not start: {Path(log.name).read_text()}")
+        time.sleep(0.5)
+    yield root, url
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        pg = browser.new_page(viewport={"width": 1500, "height": 1100})
+        pg.goto(app[1])
+        pg.wait_for_selector("#leaderboard-table tbody tr", timeout=90_000)
+        yield pg
+        browser.close()
+
+
+def order(pg) -> list[str]:
+    return [r.get_attribute("data-method")
+            for r in pg.query_selector_all("#leaderboard-table tbody tr")]
+
+
+def choose(pg, label: str, option: str) -> None:
+    """Pick ``option`` in the Streamlit selectbox labelled ``label``."""
+    pg.get_by_role("combobox", name=label, exact=True).click()
+    pg.get_by_role("option", name=option, exact=True).click()
+
+
+def test_table_order_follows_the_chosen_metric(app, page):
+    ref = means(app[0])
+    for metric, higher in (("psnr", True), ("mae", False)):
+        choose(page, "Sort by", metric)
+        expect = sorted(["identity", "box-sharpen"], key=lambda m: ref[(m, metric)],
+                        reverse=higher)
+        page.wait_for_function(
+            "e => [...document.querySelectorAll('#leaderboard-table tbody tr')]"
+            ".map(r => r.dataset.method).join() === e", arg=",".join(expect), timeout=90_000)
+        assert order(page) == expect
+        best = page.locator(f'#leaderboard-table tr[data-method="{expect[0]}"] td.best')
+        assert f"{ref[(expect[0], metric)]:.4f}" in best.all_inner_texts()
+    header = page.locator("#leaderboard-table thead").inner_text()
+    assert "psnr ↑" in header and "mae ↓" in header and "mean rank" in header
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "leaderboard.png"), full_page=True)
+    assert (ARTIFACTS / "leaderboard.png").stat().st_size > 10_000
+
+
+def test_image_viewer_loads_an_image(app, page):
+    page.get_by_role("tab", name="Image viewer").click()
+    choose(page, "Image", TEST_IDS[1])
+    page.get_by_text("Scores of this image").wait_for(timeout=90_000)
+    imgs = page.locator('[data-testid="stImage"] img')
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=\"stImage\"] img')]"
+        ".filter(i => i.complete && i.naturalWidth > 0).length >= 6", timeout=90_000)
+    for i in range(imgs.count()):  # lazy images load once scrolled into view
+        imgs.nth(i).scroll_into_view_if_needed()
+    page.wait_for_function(
+        "() => { const a = [...document.querySelectorAll('[data-testid=\"stImage\"] img')];"
+        " return a.length >= 7 && a.every(i => i.complete && i.naturalWidth > 0); }",
+        timeout=90_000)
+    widths = [imgs.nth(i).evaluate("i => i.naturalWidth") for i in range(imgs.count())]
+    assert len(widths) >= 7 and min(widths) > 0
+    captions = page.locator('[data-testid="stImage"]').all_inner_texts()
+    text = " ".join(captions)
+    for name in ("blurry", "identity", "box-sharpen", "ground truth", "PBA blur levels"):
+        assert name in text
+    scores = page.locator('[role="tabpanel"]:visible [data-testid="stTable"]').first.inner_text()
+    import duckdb
+
+    con = duckdb.connect(str(app[0] / "leaderboard/results.duckdb"), read_only=True)
+    ref_psnr = con.execute("SELECT value FROM scores WHERE image_id = ? AND metric = 'psnr' AND "
+                           "region = 'all' AND run_id LIKE 'box-sharpen/%'",
+                           [TEST_IDS[1]]).fetchone()[0]
+    con.close()
+    assert f"{ref_psnr:.4f}"[:6] in scores
+    page.screenshot(path=str(ARTIFACTS / "leaderboard-viewer.png"), full_page=True)
+
+
+def test_reported_numbers_tab_shows_papers_apart(app, page):
+    page.get_by_role("tab", name="Reported in papers").click()
+    page.get_by_text("MBSD, Table 1").wait_for(timeout=90_000)
+    assert page.get_by_text("never ranked with rows measured here").count() == 1
