@@ -35,18 +35,74 @@ def cmd_datasets_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_datasets_fetch(args: argparse.Namespace) -> int:
+    from deblurbench.datasets.fetch import fetch, limits_from
+
+    limits = limits_from(_params(args).real, args.max_download_gb, args.max_unpacked_gb)
+    res = fetch(args.name, args.from_path, limits, force=args.force, retries=args.retries)
+    print(f"{args.name}: {res.files} files in {res.raw} from {res.source} "
+          f"(sha256 {res.sha256 or '-'}: {res.verified})")
+    return 0
+
+
+def cmd_datasets_align(args: argparse.Namespace) -> int:
+    from deblurbench.datasets.align import align_dataset, params_from
+
+    st = align_dataset(args.name, params_from(_params(args).real, args.flow), args.split)
+    if st.empty:
+        print(f"{args.name}: no ground truth, nothing to align")
+        return 0
+    print(f"{args.name}: aligned {len(st)} pairs; residual flow mean {st['flow_mean'].mean():.2f}"
+          f" px, p95 {st['flow_p95'].mean():.2f} px, masked {st['masked_fraction'].mean():.3f}")
+    return 0
+
+
+def cmd_datasets_report(args: argparse.Namespace) -> int:
+    from deblurbench.datasets.report import report
+
+    print(report(args.name, top_k=args.top, pba=not args.no_pba))
+    return 0
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from deblurbench.datasets.synthetic import make_synthetic_defocus
     from deblurbench.paths import dataset_dir
 
+    from deblurbench.annotate.synth import KINDS
+
+    if args.kind not in KINDS:
+        raise ValueError(f"unknown synthetic kind {args.kind!r} (known: {', '.join(KINDS)})")
+    if args.from_dataset is not None:
+        from deblurbench.annotate.synth import make_from_dataset
+
+        seed = _params(args).synth.seed if args.seed is None else args.seed
+        recs = make_from_dataset(args.kind, args.from_dataset, args.out, seed=seed,
+                                 severity=args.severity, kernel_size=args.kernel_size,
+                                 noise=args.noise)
+        print(f"{args.out}: blurred {len(recs)} images of {args.from_dataset} ({args.kind}); "
+              f"next: deblurbench datasets prepare {args.out}")
+        return 0
     if args.kind != "defocus":
-        raise ValueError(f"unknown synthetic kind {args.kind!r} (known: defocus)")
+        raise ValueError(f"synth {args.kind} needs --from DATASET (only defocus renders the "
+                         f"embedded photos)")
     out = dataset_dir(args.out) / "raw"
     import shutil
 
     shutil.rmtree(out, ignore_errors=True)
     recs = make_synthetic_defocus(out, _params(args).synth)
     print(f"{args.out}: rendered {len(recs)} scenes into {out}")
+    return 0
+
+
+def cmd_annotate_pba(args: argparse.Namespace) -> int:
+    from deblurbench.annotate.run import annotate_target
+
+    summary = annotate_target(args.target, Path(args.out), args.which, _params(args).pba)
+    for kind in ("blurry", "sharp"):
+        for split, s in summary.get(kind, {}).items():
+            shares = " ".join(f"{k}={v:.3f}" for k, v in s["share"].items())
+            print(f"{summary['source']} {kind}/{split}: {s['images']} images; {shares}")
+    print(f"wrote {args.out}/summary.json")
     return 0
 
 
@@ -64,12 +120,38 @@ def cmd_methods_run(args: argparse.Namespace) -> int:
     from deblurbench.methods.runner import run_method
 
     p = _params(args)
+    config = args.config or p.run.config
     rec = run_method(args.name, args.dataset, args.split, device=args.device or p.run.device,
-                     output_bits=p.run.output_bits)
+                     small=None if config == "auto" else config == "small",
+                     output_bits=p.run.output_bits, tile_size=args.tile_size,
+                     tile_overlap=args.tile_overlap, precision=args.precision,
+                     seed=p.run.seed if args.seed is None else args.seed, timeout=args.timeout,
+                     trained_on=args.trained_on)
     if rec["status"] != "ok":
         print(f"error: {rec['error']}", file=sys.stderr)
         return 0 if args.allow_failure else 1
-    print(f"{args.name} on {args.dataset}/{args.split}: {len(rec['images'])} images, ok")
+    c = rec["cost"]
+    print(f"{args.name} on {args.dataset}/{args.split}: {len(rec['images'])} images, ok "
+          f"({c['latency_ms_per_mp']:.1f} ms/MP, {c['params']} params)")
+    return 0
+
+
+def cmd_methods_train(args: argparse.Namespace) -> int:
+    from deblurbench.methods.train import train_method
+
+    t = _params(args).train
+    config = args.config or t.config
+    rec = train_method(args.name, args.dataset, split=args.split or t.split,
+                       device=args.device or t.device,
+                       small=None if config == "auto" else config == "small",
+                       seed=t.seed if args.seed is None else args.seed,
+                       max_seconds=args.max_seconds or t.max_seconds, force=args.force)
+    if rec["status"] != "finished":
+        print(f"error: {rec['error']}", file=sys.stderr)
+        return 3 if rec["status"] == "interrupted" else 1
+    note = f" ({rec['note']})" if rec.get("note") else ""
+    print(f"{args.name} trained on {args.dataset}/{rec['split']} ({rec['config']}): "
+          f"step {rec['step']}, checkpoint {rec['checkpoint']}{note}")
     return 0
 
 
@@ -85,14 +167,43 @@ def cmd_score(args: argparse.Namespace) -> int:
     for d in datasets:
         for s in splits:
             for m in methods:
-                res = score_run(m, d, s, db, list(p.score.metrics), p.score.protocol,
-                                metrics_dir=p.score.metrics_dir)
+                res = score_run(m, d, s, db, args.metric or list(p.score.metrics),
+                                args.protocol or p.score.protocol,
+                                metrics_dir=p.score.metrics_dir,
+                                reference=args.reference or p.score.reference,
+                                regions_on=p.score.regions if args.regions is None
+                                else args.regions, device=args.device or p.score.device)
                 means = "  ".join(f"{k}={v:.4f}" for k, v in res["means"].items())
                 print(f"{res['run_id']}: {res['status']} ({res['n_images']} images) {means}")
+                for k, why in res.get("unavailable", {}).items():
+                    print(f"  {k}: {why}", file=sys.stderr)
                 if res["status"] != "ok":
                     print(f"  {res['error']}", file=sys.stderr)
                     failed += 1
+    reported = Path(p.score.reported) if p.score.reported else None
+    if reported is not None and not args.method and reported.is_file():
+        # The papers' own numbers ride along, in their own table, never ranked with ours.
+        from deblurbench.submit.reported import load_reported
+
+        print(f"reported: {load_reported(reported, db)} rows loaded from {reported}")
     return 1 if failed and not args.allow_failure else 0
+
+
+def cmd_weights_status(args: argparse.Namespace) -> int:
+    from deblurbench.metrics.weights import status
+
+    for r in status():
+        mark = "present" if r["present"] else "MISSING"
+        print(f"{r['metric']:11s} {mark:8s} {r['file']:48s} {r['looked_in']}")
+    return 0
+
+
+def cmd_weights_import(args: argparse.Namespace) -> int:
+    from deblurbench.metrics.weights import import_dir
+
+    for name, dest in import_dir(args.dir):
+        print(f"imported {name} -> {dest}")
+    return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -104,6 +215,48 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         Path(args.out).write_text(to_markdown(tables))
     if args.print or not args.out:
         print_tables(tables)
+    return 0
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from deblurbench.leaderboard.review import build_review, launch
+
+    ds = build_review(args.dataset, args.split, args.db or _params(args).score.db,
+                      worst_k=args.worst_k)
+    print(f"review dataset {ds.name!r}: {len(ds)} groups, slices {ds.group_slices}, "
+          f"saved views {ds.list_saved_views()}")
+    if not args.no_launch:
+        launch(ds, port=args.port)
+    return 0
+
+
+def cmd_submit_results(args: argparse.Namespace) -> int:
+    from deblurbench.submit.results import submit_results
+
+    p = _params(args)
+    res = submit_results(args.path, args.dataset, args.split, args.method, args.card,
+                         args.db or p.score.db, list(p.score.metrics), p.score.protocol)
+    means = "  ".join(f"{k}={v:.4f}" for k, v in res["means"].items())
+    print(f"{res['run_id']}: submitted, {res['n_images']} images scored  {means}")
+    return 0
+
+
+def cmd_submit_method(args: argparse.Namespace) -> int:
+    from deblurbench.submit.method import submit_method
+
+    res = submit_method(args.folder, args.params)
+    sizes = ", ".join(f"{t['shape'][1]}x{t['shape'][0]}" for t in res["tried"])
+    note = "added to params.yaml run.methods" if res["params_updated"] else "already in params"
+    print(f"{res['name']}: contract ok, ran on tiny images ({sizes}), registered at "
+          f"{res['target']}; {note}; `dvc repro` now runs it")
+    return 0
+
+
+def cmd_submit_reported(args: argparse.Namespace) -> int:
+    from deblurbench.submit.reported import load_reported
+
+    n = load_reported(args.csv, args.db or _params(args).score.db)
+    print(f"reported: {n} rows loaded from {args.csv}")
     return 0
 
 
@@ -119,13 +272,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--raw", help="raw folder (default: datasets/<name>/raw)")
     p.set_defaults(func=cmd_datasets_prepare)
+    p = dsub.add_parser("fetch", help="download (resumable), verify and unpack a data set")
+    p.add_argument("name")
+    p.add_argument("--from", dest="from_path", help="import an archive or folder you already have")
+    p.add_argument("--force", action="store_true", help="replace an existing raw folder")
+    p.add_argument("--retries", type=int, default=2, help="resume attempts (default: 2)")
+    p.add_argument("--max-download-gb", type=float, help="default: params real.max_download_gb")
+    p.add_argument("--max-unpacked-gb", type=float, help="default: params real.max_unpacked_gb")
+    p.set_defaults(func=cmd_datasets_fetch)
+    p = dsub.add_parser("align", help="align sharp to blurry images (aligned GT + mask variant)")
+    p.add_argument("name")
+    p.add_argument("--split", action="append", help="split (repeatable; default: all)")
+    p.add_argument("--flow", choices=["dis", "farneback", "none"], help="default: params")
+    p.set_defaults(func=cmd_datasets_align)
+    p = dsub.add_parser("report", help="data-quality report (markdown + figures)")
+    p.add_argument("name")
+    p.add_argument("--top", type=int, default=5, help="worst pairs listed per measure")
+    p.add_argument("--no-pba", action="store_true", help="skip PBA blur levels")
+    p.set_defaults(func=cmd_datasets_report)
 
     p = sub.add_parser("synth", help="make a synthetic data set (default: from skimage photos)")
-    p.add_argument("kind", choices=["defocus"])
+    p.add_argument("kind", help="defocus (alone: the embedded photos); with --from also "
+                   "defocus-gaussian, defocus-catseye, motion, motion-nonuniform, "
+                   "corrupt-{defocus,gaussian,glass,motion,zoom}")
     p.add_argument("--out", required=True, help="data set name, e.g. synthetic-defocus")
+    p.add_argument("--from", dest="from_dataset", metavar="DATASET",
+                   help="blur the sharp images of this prepared data set into a new one")
+    p.add_argument("--seed", type=int, help="default: params synth.seed")
+    p.add_argument("--severity", type=int, default=3, choices=range(1, 6),
+                   help="corrupt-* severity 1..5 (default: %(default)s)")
+    p.add_argument("--kernel-size", type=int, default=31, help="motion kernel size (odd px)")
+    p.add_argument("--noise", type=float, default=0.0, help="defocus read-noise sigma")
     p.set_defaults(func=cmd_synth)
 
-    me = sub.add_parser("methods", help="list and run methods")
+    an = sub.add_parser("annotate", help="blur-level annotations (PBA)")
+    asub = an.add_subparsers(dest="action", required=True)
+    p = asub.add_parser("pba", help="Patch Blur Annotator levels of an image or a data set")
+    p.add_argument("target", metavar="IMAGE_OR_DATASET")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--which", choices=["blurry", "sharp", "both"], default="blurry",
+                   help="data set images to annotate (default: %(default)s)")
+    p.set_defaults(func=cmd_annotate_pba)
+
+    me = sub.add_parser("methods", help="list, train and run methods")
     msub = me.add_subparsers(dest="action", required=True)
     msub.add_parser("list", help="list methods (imports no model code)").set_defaults(
         func=cmd_methods_list)
@@ -136,7 +325,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda, cuda:N (default: params run.device)")
     p.add_argument("--allow-failure", action="store_true",
                    help="record a crashing method as a failed run and exit 0")
+    p.add_argument("--config", choices=["auto", "small", "paper"],
+                   help="params: small (CPU-sized) or paper (default: params run.config; auto = "
+                        "small on CPU, paper on a GPU)")
+    p.add_argument("--tile-size", type=int, help="tile images larger than this (pixels)")
+    p.add_argument("--tile-overlap", type=int, help="overlap of neighbouring tiles (pixels)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="autocast on a GPU (default: bf16 where the card allows amp)")
+    p.add_argument("--seed", type=int, help="torch seed before each image (default: params)")
+    p.add_argument("--timeout", type=float, help="seconds allowed per image")
+    p.add_argument("--trained-on", help="use the checkpoint trained on this data set "
+                                        "(default: --dataset)")
     p.set_defaults(func=cmd_methods_run)
+    p = msub.add_parser("train", help="train (or resume training) a trainable method")
+    p.add_argument("name")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--split", help="split to train on (default: params train.split)")
+    p.add_argument("--device", help="auto, cpu, cuda (default: params train.device)")
+    p.add_argument("--config", choices=["auto", "small", "paper"],
+                   help="small or paper params (default: params train.config)")
+    p.add_argument("--seed", type=int, help="seed (default: params train.seed)")
+    p.add_argument("--max-seconds", type=float,
+                   help="stop after this long, resumably (exit 3); rerun to resume")
+    p.add_argument("--force", action="store_true",
+                   help="train from scratch even if a checkpoint exists")
+    p.set_defaults(func=cmd_methods_train)
 
     p = sub.add_parser("score", help="score runs into the results database")
     p.add_argument("--method", action="append", help="method (repeatable; default: params)")
@@ -144,13 +357,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", action="append", help="split (repeatable; default: params)")
     p.add_argument("--db", help="results database (default: params score.db)")
     p.add_argument("--allow-failure", action="store_true", help="exit 0 when a run failed")
+    p.add_argument("--metric", action="append", help="metric (repeatable; default: params)")
+    p.add_argument("--protocol", choices=["defocus", "matlab"], help="default: params")
+    p.add_argument("--reference", choices=["original", "aligned"], help="default: params")
+    p.add_argument("--regions", action=argparse.BooleanOptionalAction, default=None,
+                   help="also score per PBA blur level (default: params score.regions)")
+    p.add_argument("--device", help="device for learned metrics (default: params)")
     p.set_defaults(func=cmd_score)
+
+    w = sub.add_parser("weights", help="weight files of learned metrics")
+    wsub = w.add_subparsers(dest="action", required=True)
+    wsub.add_parser("status", help="list each metric's files, where, and whether present"
+                    ).set_defaults(func=cmd_weights_status)
+    p = wsub.add_parser("import", help="copy user-provided weight files into place")
+    p.add_argument("dir", help="folder holding the files (names as `weights status` lists)")
+    p.set_defaults(func=cmd_weights_import)
 
     p = sub.add_parser("leaderboard", help="show the leaderboard table")
     p.add_argument("--print", action="store_true", help="print the table in the terminal")
     p.add_argument("--out", help="also write it as markdown to this file")
     p.add_argument("--db", help="results database (default: params score.db)")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("review", help="build (and open) the FiftyOne failure-case review")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--db", help="results database (default: params score.db)")
+    p.add_argument("--worst-k", type=int, default=5, help="tag the k worst samples per method")
+    p.add_argument("--no-launch", action="store_true", help="only build the FiftyOne dataset")
+    p.add_argument("--port", type=int, default=5151, help="FiftyOne App port")
+    p.set_defaults(func=cmd_review)
+
+    su = sub.add_parser("submit", help="submit results, a method, or the papers' numbers")
+    ssub = su.add_subparsers(dest="action", required=True)
+    p = ssub.add_parser("results", help="score a folder or zip of restored <image_id>.png")
+    p.add_argument("path", help="folder or .zip of <image_id>.png for the whole split")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--method", required=True, help="name the results appear under")
+    p.add_argument("--card", help="method card YAML (name, paper, description, submitter)")
+    p.add_argument("--db", help="results database (default: params score.db)")
+    p.set_defaults(func=cmd_submit_results)
+    p = ssub.add_parser("method", help="validate, try and register a method folder")
+    p.add_argument("folder", help="folder with method.yaml and its code")
+    p.set_defaults(func=cmd_submit_method)
+    p = ssub.add_parser("reported", help="load the papers' reported numbers into the database")
+    p.add_argument("csv", nargs="?", default="leaderboard/reported.csv")
+    p.add_argument("--db", help="results database (default: params score.db)")
+    p.set_defaults(func=cmd_submit_reported)
     return parser
 
 

@@ -12,7 +12,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 
@@ -135,6 +135,20 @@ class RunParams:
     splits: list[str] = field(default_factory=lambda: ["test"])
     device: str = "auto"
     output_bits: int = 16
+    config: Literal["auto", "small", "paper"] = "auto"  # auto: small on CPU, paper on a GPU
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """`methods train`: which trainable methods the pipeline trains, on each data set."""
+
+    methods: list[str] = field(default_factory=list)
+    split: str = "train"
+    device: str = "auto"
+    config: Literal["auto", "small", "paper"] = "auto"
+    seed: int = 0
+    max_seconds: float | None = None  # stop (resumably) after this long
 
 
 @dataclass(frozen=True)
@@ -143,6 +157,25 @@ class ScoreParams:
     metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "mae"])
     db: str = "leaderboard/results.duckdb"
     metrics_dir: str = "metrics"
+    regions: bool = False  # also score FR metrics per PBA blur level of the blurry input
+    reference: str = "original"  # or "aligned": the data set's aligned GT with its valid mask
+    device: str = "auto"  # learned metrics: cuda when present, else cpu
+    reported: str | None = "leaderboard/reported.csv"  # papers' numbers loaded beside ours
+
+
+@dataclass(frozen=True)
+class RealDataParams:
+    """Real data sets (fetch -> align -> report stages); off while ``datasets`` is empty."""
+
+    datasets: list[str] = field(default_factory=list)
+    max_download_gb: float = 100.0
+    max_unpacked_gb: float = 200.0
+    max_ratio: float = 100.0  # unpacked / packed size: above it an archive is a zip bomb
+    align_model: Literal["translation", "euclidean", "affine", "homography"] = "affine"
+    align_flow: Literal["dis", "farneback", "none"] = "dis"
+    align_lambda: float = 0.35  # JDRL Eq. 13
+    align_work_side: int = 1024
+    align_mask_tile: int = 512
 
 
 @dataclass(frozen=True)
@@ -150,7 +183,12 @@ class Params:
     datasets: list[str] = field(default_factory=lambda: ["synthetic-defocus"])
     synth: SynthParams = field(default_factory=SynthParams)
     run: RunParams = field(default_factory=RunParams)
+    train: TrainParams = field(default_factory=TrainParams)
     score: ScoreParams = field(default_factory=ScoreParams)
+    real: RealDataParams = field(default_factory=RealDataParams)
+    # PBA constants (deblurbench.annotate.pba.PBAParams) plus pixel_map_patch; kept a plain
+    # mapping here so config imports no engine code (typed in deblurbench.annotate.run).
+    pba: dict[str, Any] = field(default_factory=dict)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

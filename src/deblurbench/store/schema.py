@@ -31,4 +31,48 @@ MIGRATIONS: list[str] = [
         method VARCHAR, dataset VARCHAR, subset VARCHAR, metric VARCHAR, value DOUBLE,
         source VARCHAR, paper VARCHAR, table_ref VARCHAR, notes VARCHAR);
     """,
+    # 2: the scoring engine (issue 6): reference mode, region source and method cost on runs;
+    # per-metric status, per-image failures, a resumable staging area, aggregates with
+    # bootstrap CIs, paired comparisons, image subsets (DPDD indoor/outdoor) and their views.
+    """
+    ALTER TABLE runs ADD COLUMN reference VARCHAR;
+    ALTER TABLE runs ADD COLUMN region_source VARCHAR;
+    ALTER TABLE runs ADD COLUMN n_failed INTEGER;
+    ALTER TABLE runs ADD COLUMN n_params BIGINT;
+    ALTER TABLE runs ADD COLUMN flops_per_mp DOUBLE;
+    ALTER TABLE runs ADD COLUMN peak_rss_mb DOUBLE;
+    ALTER TABLE runs ADD COLUMN peak_gpu_mb DOUBLE;
+    CREATE TABLE metric_status (
+        run_id VARCHAR, metric VARCHAR, spec_id VARCHAR, status VARCHAR, reason VARCHAR,
+        n_scored INTEGER, n_failed INTEGER, PRIMARY KEY (run_id, metric));
+    CREATE TABLE score_failures (
+        run_id VARCHAR, image_id VARCHAR, metric VARCHAR, reason VARCHAR,
+        PRIMARY KEY (run_id, image_id, metric));
+    CREATE TABLE score_staging (
+        run_id VARCHAR, fingerprint VARCHAR, image_id VARCHAR, metric VARCHAR, region VARCHAR,
+        value DOUBLE, spec_id VARCHAR, reason VARCHAR);
+    CREATE TABLE score_aggregates (
+        run_id VARCHAR, metric VARCHAR, region VARCHAR, spec_id VARCHAR, n INTEGER,
+        mean DOUBLE, ci_low DOUBLE, ci_high DOUBLE, n_boot INTEGER, level DOUBLE,
+        PRIMARY KEY (run_id, metric, region));
+    CREATE TABLE paired_comparisons (
+        run_a VARCHAR, run_b VARCHAR, metric VARCHAR, region VARCHAR, spec_id VARCHAR,
+        n INTEGER, mean_diff DOUBLE, ci_low DOUBLE, ci_high DOUBLE, p_value DOUBLE,
+        PRIMARY KEY (run_a, run_b, metric, region));
+    CREATE TABLE image_subsets (
+        dataset VARCHAR, split VARCHAR, image_id VARCHAR, subset VARCHAR,
+        PRIMARY KEY (dataset, split, image_id, subset));
+    CREATE VIEW run_metric_summary AS
+        SELECT r.dataset, r.split, r.protocol, r.reference, r.method, a.run_id, a.metric,
+               a.region, a.spec_id, ms.direction, a.n, a.mean, a.ci_low, a.ci_high
+        FROM score_aggregates a JOIN runs r USING (run_id)
+        LEFT JOIN metric_specs ms ON ms.spec_id = a.spec_id;
+    CREATE VIEW subset_means AS
+        SELECT s.run_id, r.dataset, r.split, i.subset, s.metric, s.region, s.spec_id,
+               count(*) AS n, avg(s.value) AS mean
+        FROM scores s JOIN runs r USING (run_id)
+        JOIN image_subsets i ON i.dataset = r.dataset AND i.split = r.split
+             AND i.image_id = s.image_id
+        GROUP BY ALL;
+    """,
 ]
