@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 
+import duckdb
 import pytest
 import yaml
 
@@ -26,6 +27,8 @@ def dvc_project(tmp_path):
     """A git + DVC repo holding the real dvc.yaml and sources, with tiny params."""
     root = make_project(tmp_path / "p")
     shutil.copy(REPO / "dvc.yaml", root)
+    (root / "leaderboard").mkdir()
+    shutil.copy(REPO / "leaderboard" / "reported.csv", root / "leaderboard")
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
     sh("git", "init", "-q", cwd=root)
     sh(str(BIN / "dvc"), "init", "-q", cwd=root)
@@ -34,13 +37,18 @@ def dvc_project(tmp_path):
 
 def test_dvc_repro_runs_the_pipeline_then_does_nothing_when_nothing_changed(dvc_project):
     out = sh(str(BIN / "dvc"), "repro", cwd=dvc_project)
-    for stage in ("synth", "prepare@synthetic-defocus", "run@identity-synthetic-defocus-test",
+    for stage in ("synth", "prepare@synthetic-defocus", "annotate@synthetic-defocus",
+                  "run@identity-synthetic-defocus-test",
                   "run@unsharp-mask-synthetic-defocus-test", "score", "leaderboard"):
         assert f"Running stage '{stage}'" in out
     table = (dvc_project / "leaderboard/leaderboard.md").read_text()
     assert "identity" in table and "unsharp-mask" in table and "psnr" in table
     metrics = json.loads((dvc_project / "metrics/synthetic-defocus/test/identity.json").read_text())
     assert metrics["status"] == "ok" and metrics["n_images"] == 2 and 15 < metrics["psnr"] < 60
+    with duckdb.connect(str(dvc_project / "leaderboard/results.duckdb"), read_only=True) as con:
+        n_reported = con.execute("SELECT count(*) FROM reported").fetchone()[0]
+    csv_rows = (REPO / "leaderboard/reported.csv").read_text().strip().count("\n")
+    assert n_reported == csv_rows  # the papers' numbers ride along, one row per CSV line
 
     again = sh(str(BIN / "dvc"), "repro", cwd=dvc_project)
     assert "Running stage" not in again
@@ -57,6 +65,10 @@ def test_dvc_repro_runs_the_pipeline_then_does_nothing_when_nothing_changed(dvc_
     third = sh(str(BIN / "dvc"), "repro", cwd=dvc_project)
     assert "Running stage 'score'" in third and "Running stage 'synth'" not in third
     assert "Running stage 'run@" not in third
+    assert "Running stage 'annotate@" not in third
+    summary = json.loads((dvc_project / "annotate/pba/synthetic-defocus/summary.json").read_text())
+    assert sum(summary["blurry"]["test"]["share"].values()) == pytest.approx(1.0)
+    assert summary["sharp"]["test"]["images"] == metrics["n_images"]
 
 
 def test_leaderboard_print_shows_both_methods_with_their_means(prepared):
@@ -69,6 +81,20 @@ def test_leaderboard_print_shows_both_methods_with_their_means(prepared):
     psnr_identity = [l for l in scored.splitlines() if l.startswith("identity/")][0]
     value = psnr_identity.split("psnr=")[1].split()[0]
     assert value in out  # the printed table shows the stored mean
+    assert "…" not in out  # nothing truncated, however many metrics
+    assert "identity: floor" in out  # each method's honest label, below the table
+
+
+def test_leaderboard_print_names_unavailable_metrics_and_never_shows_a_number_for_them(prepared):
+    params = yaml.safe_load((prepared / "params.yaml").read_text())
+    params["score"]["metrics"] = ["psnr", "fid"]
+    (prepared / "params.yaml").write_text(yaml.safe_dump(params))
+    cli("methods", "run", "identity", "--dataset", "synthetic-defocus", cwd=prepared)
+    cli("score", "--method", "identity", cwd=prepared,
+        env={"TORCH_HOME": str(prepared / "no-weights")})
+    out = cli("leaderboard", "--print", cwd=prepared).stdout
+    assert "psnr ↑" in out and "fid" not in out.split("unavailable here")[0]
+    assert "unavailable here (no value, never ranked): fid" in out
 
 
 def test_every_verb_has_help_and_bad_input_exits_non_zero_with_one_reason(project):
