@@ -189,6 +189,16 @@ def reported(con: duckdb.DuckDBPyConnection, dataset: str | None = None) -> pd.D
                        "subset, method, metric", args).df()
 
 
+def unavailable(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Metrics asked for but not computed (no weights here), one row per (board, metric)."""
+    if "metric_status" not in relations(con):
+        return pd.DataFrame(columns=["dataset", "split", "protocol", "metric", "reason"])
+    return con.execute(
+        "SELECT r.dataset, r.split, r.protocol, s.metric, any_value(s.reason) AS reason "
+        "FROM metric_status s JOIN runs r USING (run_id) WHERE s.status = 'unavailable' "
+        "GROUP BY ALL ORDER BY ALL").df()
+
+
 def metric_specs(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return con.execute("SELECT spec_id, metric, version, kind, direction, CAST(spec AS VARCHAR) "
                        "AS spec FROM metric_specs ORDER BY metric, spec_id").df()

@@ -239,10 +239,15 @@ def export(frame: pd.DataFrame, fmt_name: str, caption: str = "") -> str:
 
 
 def mean_table(db_path: str | Path) -> dict[tuple[str, str, str], pd.DataFrame]:
-    """One display frame per (dataset, split, protocol), ranked by mean rank over all metrics."""
+    """One display frame per (dataset, split, protocol), ranked by mean rank over all metrics.
+
+    ``frame.attrs["unavailable"]`` maps each metric that was asked for but has no value on
+    this board to the reason (what the user must provide).
+    """
     con = open_snapshot(db_path)
     try:
         boards = load_boards(con)
+        missing = queries.unavailable(con)
     finally:
         con.close()
     out = {}
@@ -250,8 +255,15 @@ def mean_table(db_path: str | Path) -> dict[tuple[str, str, str], pd.DataFrame]:
         t, cols = view(b)
         frame = display_frame(t, cols, b)
         frame["error"] = t["error"].values
+        m = missing[(missing["dataset"] == key[0]) & (missing["split"] == key[1])
+                    & (missing["protocol"] == key[2])]
+        frame.attrs["unavailable"] = dict(zip(m["metric"], m["reason"]))
         out[key] = frame
     return out
+
+
+def _unavailable_lines(t: pd.DataFrame) -> list[str]:
+    return [f"{k}: {why}" for k, why in t.attrs.get("unavailable", {}).items()]
 
 
 def to_markdown(tables: dict[tuple[str, str, str], pd.DataFrame]) -> str:
@@ -262,25 +274,53 @@ def to_markdown(tables: dict[tuple[str, str, str], pd.DataFrame]) -> str:
         parts.append(export(t.drop(columns=["error"]), "markdown"))
         for r in t[t["status"] != "ok"].itertuples():
             parts.append(f"\n- {r.method} failed: {r.error}")
+        lines = _unavailable_lines(t)
+        if lines:
+            parts.append("\nUnavailable here (no value, never ranked):\n")
+            parts.extend(f"- {line}" for line in lines)
         parts.append("\n")
     return "\n".join(parts)
 
 
 def print_tables(tables: dict[tuple[str, str, str], pd.DataFrame]) -> None:
+    """A terminal board that fits: rank, method, metric means and mean rank; the labels, cost
+    columns, failures and unavailable metrics as notes below (the markdown file has them all).
+    """
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=160)
+    from rich import box
+
+    console = Console(width=200) if not Console().is_terminal else Console()
     for (dataset, split, protocol), t in tables.items():
-        table = Table(title=f"{dataset} / {split}  (protocol: {protocol}; sorted by {MEAN_RANK})")
-        cols = [c for c in t.columns if c != "error"]
-        for c in cols:
-            wide = {"min_width": max(len(str(v)) for v in t[c]), "no_wrap": True} \
-                if c == "method" and len(t) else {}
-            table.add_column(c, justify="left" if c in ("method", "label", "status", "source",
-                                                        "kind") else "right", **wide)
-        for d in t.to_dict("records"):
-            table.add_row(*[fmt(d[c]) for c in cols])
+        metric_cols = [c for c in t.columns if c[-1:] in ("↑", "↓")]
+        rows = []
+        for i, d in enumerate(t.to_dict("records"), start=1):
+            name = d["method"] if d["status"] == "ok" else f"{d['method']} ({d['status']})"
+            rows.append([str(i), name, fmt(d["n_images"]), *[fmt(d[c]) for c in metric_cols],
+                         fmt(d[MEAN_RANK], 2)])
+        heads = ["#", "method", "n", *metric_cols, MEAN_RANK]
+        table = Table(title=f"{dataset} / {split}  (protocol: {protocol}; sorted by {MEAN_RANK})",
+                      title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for j, h in enumerate(heads):
+            width = max([len(h)] + [len(r[j]) for r in rows])  # never truncate a number
+            table.add_column(h, justify="left" if h == "method" else "right", no_wrap=True,
+                             min_width=width)
+        for r, d in zip(rows, t.to_dict("records")):
+            table.add_row(*r, style=None if d["status"] == "ok" else "dim")
         console.print(table)
+        for d in t.to_dict("records"):
+            cost = ", ".join(f"{c} {fmt(d[c], 2)}" for c in COST if not _missing(d.get(c)))
+            console.print(f"  {d['method']}: {d['label']}" + (f"; {cost}" if cost else ""),
+                          highlight=False, soft_wrap=True)
         for r in t[t["status"] != "ok"].itertuples():
             console.print(f"[red]{r.method} failed:[/red] {r.error}")
+        lines = _unavailable_lines(t)
+        if lines:
+            console.print(f"[yellow]unavailable here (no value, never ranked):[/yellow] "
+                          f"{', '.join(t.attrs['unavailable'])}; `deblurbench weights status` "
+                          "says which files to provide")
+
+
+def _missing(v: object) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
