@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the headless Chromium the leaderboard's browser tests drive (Debian 12 package).
-# Idempotent: does nothing when /usr/bin/chromium exists. Called from CI before `make test`.
+# Idempotent: does nothing when /usr/bin/chromium exists. `make test` calls it.
 set -euo pipefail
 if [ -x /usr/bin/chromium ]; then
   echo "chromium: $(/usr/bin/chromium --version 2>/dev/null || echo present)"
