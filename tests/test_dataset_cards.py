@@ -86,8 +86,19 @@ def test_every_url_is_fetchable_or_explained(path: Path):
 @pytest.mark.parametrize("path", CARDS, ids=[p.stem for p in CARDS])
 def test_subset_files_are_shipped(path: Path):
     card = load_card(path)
-    for subset, rel in card.subsets.items():
-        assert (DATASETS / rel).is_file(), f"{path.name}: subset {subset} file {rel} missing"
+    for subset, rel in card.subsets.items():  # relative to datasets/<name>/, as the scorer reads
+        assert (DATASETS / card.name / rel).is_file(), f"{path.name}: subset {subset} file {rel} missing"
+
+
+def test_dpdd_indoor_and_outdoor_partition_the_official_test_split():
+    card = load_card(DATASETS / "dpdd.yaml")
+    ids = {k: (DATASETS / "dpdd" / rel).read_text().split() for k, rel in card.subsets.items()}
+    assert {k: len(v) for k, v in ids.items()} == {"indoor": 37, "outdoor": 39}
+    test = {r["source"] for r in _pairs() if r["split"] == "test"}
+    assert set(ids["indoor"]) | set(ids["outdoor"]) == test
+    assert not set(ids["indoor"]) & set(ids["outdoor"])
+    # The sessions come in runs of capture numbers: spot checks from the 0-based index lists.
+    assert sorted(test)[8] == ids["indoor"][0] and sorted(test)[0] == ids["outdoor"][0]
 
 
 def test_dpdd_pairs_counts_and_uniqueness():

@@ -5,8 +5,11 @@ from __future__ import annotations
 import shutil
 
 import cv2
+import duckdb
 import numpy as np
 import pytest
+import yaml
+from conftest import REPO, cli
 from realdata_kit import (
     build_dpdd,
     build_pixeldp,
@@ -127,3 +130,29 @@ def test_pixeldp_has_no_sharp_and_keeps_views(project):
     assert len(df) == 2 and df.sharp.isna().all() and set(df.bit_depth) == {16}
     assert df.left.str.endswith("_L.png").all() and df.right.str.endswith("_R.png").all()
     assert set(df.height) == {96} and set(df.width) == {64}  # portrait, as the Pixel 4 shoots
+
+
+def test_dpdd_scores_are_also_reported_per_indoor_and_outdoor_subset(project):
+    """The shipped subset lists reach the database: the first ten official test pairs are
+    eight outdoor scenes (indices 0-7) then two indoor ones (8, 9)."""
+    counts = {"test": 10}
+    write_pairs_csv(project / "datasets/dpdd/pairs.csv", build_dpdd(
+        project / "datasets/dpdd/raw", counts))
+    write_card(project, "dpdd", counts, None, None)
+    shutil.copytree(REPO / "datasets/dpdd/subsets", project / "datasets/dpdd/subsets")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["datasets"] = ["dpdd"]
+    params["score"]["metrics"] = ["psnr"]
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    cli("datasets", "prepare", "dpdd", cwd=project)
+    cli("methods", "run", "identity", "--dataset", "dpdd", cwd=project)
+    cli("score", "--method", "identity", cwd=project)
+    with duckdb.connect(str(project / "leaderboard/results.duckdb"), read_only=True) as con:
+        sub = dict(con.execute("SELECT subset, n FROM subset_means WHERE metric = 'psnr' "
+                               "AND region = 'all'").fetchall())
+        per_image = con.execute("SELECT avg(value) FROM scores WHERE metric = 'psnr' "
+                                "AND region = 'all'").fetchone()[0]
+        means = dict(con.execute("SELECT subset, mean FROM subset_means "
+                                 "WHERE metric = 'psnr' AND region = 'all'").fetchall())
+    assert sub == {"outdoor": 8, "indoor": 2}
+    assert (8 * means["outdoor"] + 2 * means["indoor"]) / 10 == pytest.approx(per_image)
