@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import yaml
-
 from conftest import cli
+
 from deblurbench.annotate import pba
 from deblurbench.annotate.run import pba_params_from, read_levels_png
 from deblurbench.config import ConfigError, load_params

@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import cli
+
 from deblurbench.config import ConfigError
 from deblurbench.datasets.card import load_card
 from deblurbench.datasets.manifest import COLUMNS, load_manifest

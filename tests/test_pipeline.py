@@ -10,7 +10,6 @@ import subprocess
 import duckdb
 import pytest
 import yaml
-
 from conftest import BIN, REPO, TINY_PARAMS, cli, make_project
 
 

@@ -6,8 +6,8 @@ import json
 import textwrap
 
 import pytest
-
 from conftest import cli
+
 from deblurbench.io import read_image
 
 BAD_METHODS = {

@@ -11,9 +11,9 @@ import duckdb
 import numpy as np
 import pytest
 import yaml
+from conftest import BIN, cli
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from conftest import BIN, cli
 from deblurbench.io import read_image, write_png
 from deblurbench.store.db import connect, schema_version
 from deblurbench.store.schema import MIGRATIONS

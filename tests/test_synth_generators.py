@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import cli
+
 from deblurbench.annotate import synth
 from deblurbench.datasets.manifest import load_manifest
 from deblurbench.io import read_image

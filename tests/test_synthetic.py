@@ -10,8 +10,13 @@ import numpy as np
 import pytest
 
 from deblurbench.config import SynthParams
-from deblurbench.datasets.synthetic import (coc_radius_px, disk_kernel, make_synthetic_defocus,
-                                            render_layers, scenes)
+from deblurbench.datasets.synthetic import (
+    coc_radius_px,
+    disk_kernel,
+    make_synthetic_defocus,
+    render_layers,
+    scenes,
+)
 from deblurbench.io import read_image_with_info
 
 TINY = SynthParams(seed=3, photos=["astronaut"], test_photos=["coffee"], scenes_per_photo=2,

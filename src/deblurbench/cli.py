@@ -65,10 +65,9 @@ def cmd_datasets_report(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from deblurbench.annotate.synth import KINDS
     from deblurbench.datasets.synthetic import make_synthetic_defocus
     from deblurbench.paths import dataset_dir
-
-    from deblurbench.annotate.synth import KINDS
 
     if args.kind not in KINDS:
         raise ValueError(f"unknown synthetic kind {args.kind!r} (known: {', '.join(KINDS)})")

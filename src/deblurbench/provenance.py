@@ -38,7 +38,7 @@ def versions(*packages: str) -> dict[str, str]:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def device_name(device: str) -> str:

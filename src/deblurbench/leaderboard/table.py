@@ -286,10 +286,9 @@ def print_tables(tables: dict[tuple[str, str, str], pd.DataFrame]) -> None:
     """A terminal board that fits: rank, method, metric means and mean rank; the labels, cost
     columns, failures and unavailable metrics as notes below (the markdown file has them all).
     """
+    from rich import box
     from rich.console import Console
     from rich.table import Table
-
-    from rich import box
 
     console = Console(width=200) if not Console().is_terminal else Console()
     for (dataset, split, protocol), t in tables.items():
