@@ -57,6 +57,15 @@ def cmd_datasets_align(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_datasets_derive(args: argparse.Namespace) -> int:
+    from deblurbench.datasets.derive import derive_resized
+
+    raw = derive_resized(args.variant)
+    print(f"{args.variant}: written to {raw} with card datasets/{args.variant}.yaml; next: "
+          f"deblurbench datasets prepare {args.variant}")
+    return 0
+
+
 def cmd_datasets_report(args: argparse.Namespace) -> int:
     from deblurbench.datasets.report import report
 
@@ -284,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", action="append", help="split (repeatable; default: all)")
     p.add_argument("--flow", choices=["dis", "farneback", "none"], help="default: params")
     p.set_defaults(func=cmd_datasets_align)
+    p = dsub.add_parser("derive", help="make a card's resize variant a data set of its own")
+    p.add_argument("variant", help="variant name from a card, e.g. realdof-1120x1680")
+    p.set_defaults(func=cmd_datasets_derive)
     p = dsub.add_parser("report", help="data-quality report (markdown + figures)")
     p.add_argument("name")
     p.add_argument("--top", type=int, default=5, help="worst pairs listed per measure")

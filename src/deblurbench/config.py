@@ -176,6 +176,7 @@ class RealDataParams:
     align_lambda: float = 0.35  # JDRL Eq. 13
     align_work_side: int = 1024
     align_mask_tile: int = 512
+    derive: dict[str, str] = field(default_factory=dict)  # resize variant -> its source set
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ def _stems(folder: Path, suffix: str) -> dict[str, Path]:
 
 
 @LAYOUTS.decorator("synthetic")
+@LAYOUTS.decorator("derived")  # datasets derive: the same flat layout, made from a real set
 def parse_synthetic(raw: Path, card: DatasetCard) -> list[dict]:
     """``raw/{split}/{blurry,sharp,blur_map}/<id>.{png,png,npy}``, paired by identical stems."""
     rows: list[dict] = []

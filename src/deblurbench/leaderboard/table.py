@@ -283,8 +283,8 @@ def to_markdown(tables: dict[tuple[str, str, str], pd.DataFrame]) -> str:
 
 
 def print_tables(tables: dict[tuple[str, str, str], pd.DataFrame]) -> None:
-    """A terminal board that fits: rank, method, metric means and mean rank; the labels, cost
-    columns, failures and unavailable metrics as notes below (the markdown file has them all).
+    """A terminal board: rank, method, metric means, mean rank and cost, never truncated; the
+    labels, failures and unavailable metrics as notes below (the markdown file has them all).
     """
     from rich import box
     from rich.console import Console
@@ -297,8 +297,8 @@ def print_tables(tables: dict[tuple[str, str, str], pd.DataFrame]) -> None:
         for i, d in enumerate(t.to_dict("records"), start=1):
             name = d["method"] if d["status"] == "ok" else f"{d['method']} ({d['status']})"
             rows.append([str(i), name, fmt(d["n_images"]), *[fmt(d[c]) for c in metric_cols],
-                         fmt(d[MEAN_RANK], 2)])
-        heads = ["#", "method", "n", *metric_cols, MEAN_RANK]
+                         fmt(d[MEAN_RANK], 2), *[fmt(d[c], 2) for c in COST]])
+        heads = ["#", "method", "n", *metric_cols, MEAN_RANK, *COST]
         table = Table(title=f"{dataset} / {split}  (protocol: {protocol}; sorted by {MEAN_RANK})",
                       title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
         for j, h in enumerate(heads):
@@ -309,9 +309,7 @@ def print_tables(tables: dict[tuple[str, str, str], pd.DataFrame]) -> None:
             table.add_row(*r, style=None if d["status"] == "ok" else "dim")
         console.print(table)
         for d in t.to_dict("records"):
-            cost = ", ".join(f"{c} {fmt(d[c], 2)}" for c in COST if not _missing(d.get(c)))
-            console.print(f"  {d['method']}: {d['label']}" + (f"; {cost}" if cost else ""),
-                          highlight=False, soft_wrap=True)
+            console.print(f"  {d['method']}: {d['label']}", highlight=False, soft_wrap=True)
         for r in t[t["status"] != "ok"].itertuples():
             console.print(f"[red]{r.method} failed:[/red] {r.error}")
         lines = _unavailable_lines(t)
@@ -320,6 +318,3 @@ def print_tables(tables: dict[tuple[str, str, str], pd.DataFrame]) -> None:
                           f"{', '.join(t.attrs['unavailable'])}; `deblurbench weights status` "
                           "says which files to provide")
 
-
-def _missing(v: object) -> bool:
-    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
