@@ -61,6 +61,49 @@ def test_label_map_on_the_fly_marks_the_blurred_half_as_more_blurred(project):
     rng = np.random.default_rng(2)
     img = rng.random((256, 256, 3)).astype(np.float32)
     img[:, :128] = cv2.GaussianBlur(img, (0, 0), 6)[:, :128]
-    lab = regions.label_map("nosuch", "test", "x", img)
+    lab = regions.label_map("nosuch", "test", "x", img, regions.config_from(None))
     assert lab.shape == (256, 256) and lab.dtype == np.uint8 and lab.max() <= 3
     assert lab[:, :128].mean() > lab[:, 128:].mean()
+
+
+def _half_blurred(seed=3):
+    rng = np.random.default_rng(seed)
+    img = rng.random((256, 256, 3)).astype(np.float32)
+    img[:, :128] = cv2.GaussianBlur(img, (0, 0), 6)[:, :128]
+    return img
+
+
+def test_regions_follow_params_pixel_map_patch_and_record_it(project):
+    img = _half_blurred()
+    fine = regions.config_from({"pixel_map_patch": 64})
+    coarse = regions.config_from({"pixel_map_patch": 128})
+    lab64 = regions.label_map("nosuch", "test", "x", img, fine)
+    lab128 = regions.label_map("nosuch", "test", "x", img, coarse)
+    # 128 px patches: the map is constant on each 128 px block, which 64 px maps need not be
+    for by in (0, 128):
+        for bx in (0, 128):
+            assert len(np.unique(lab128[by:by + 128, bx:bx + 128])) == 1
+    assert "64 px patches" in fine.source and "128 px patches" in coarse.source
+    assert fine.source != coarse.source and lab64.shape == lab128.shape
+
+
+def test_a_stored_annotation_is_read_only_when_made_with_the_same_settings(project):
+    from deblurbench.annotate.run import annotate_target
+    from deblurbench.io import write_png
+
+    img = _half_blurred()
+    write_png(project / "x.png", img, bits=16)
+    out = project / "annotate/pba/nosuch"
+    annotate_target(str(project / "x.png"), out, "blurry", {"pixel_map_patch": 64})
+    stored = out / "x_levels.png"
+    assert stored.is_file()
+    fine = regions.config_from({"pixel_map_patch": 64})
+    assert regions.stored_path("nosuch", "test", "x", fine) == stored
+    # Tamper with the stored map: the scorer must read it (not recompute) when settings match,
+    # and must ignore it when the settings differ.
+    from deblurbench.annotate.run import write_levels_png
+    write_levels_png(stored, np.full((256, 256), 3, np.uint8))
+    assert (regions.label_map("nosuch", "test", "x", img, fine) == 3).all()
+    other = regions.config_from({"pixel_map_patch": 64, "thresholds": [0.2, 0.35, 0.75]})
+    assert regions.stored_path("nosuch", "test", "x", other) is None
+    assert not (regions.label_map("nosuch", "test", "x", img, other) == 3).all()

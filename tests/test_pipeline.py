@@ -107,3 +107,18 @@ def test_every_verb_has_help_and_bad_input_exits_non_zero_with_one_reason(projec
     (project / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS | {"runn": {}}))
     proc = cli("score", cwd=project, check=False)
     assert proc.returncode == 2 and "params.yaml: unknown key 'runn' (did you mean 'run'?)" in proc.stderr
+
+
+def test_leaderboard_print_shows_psnr_per_blur_level_when_scored_with_regions(prepared):
+    cli("methods", "run", "identity", "--dataset", "synthetic-defocus", cwd=prepared)
+    cli("score", "--method", "identity", "--regions", cwd=prepared)
+    out = cli("leaderboard", "--print", cwd=prepared).stdout
+    assert "psnr per PBA blur level of the input" in out
+    with duckdb.connect(str(prepared / "leaderboard/results.duckdb"), read_only=True) as con:
+        rows = con.execute("SELECT region, avg(value), count(*) FROM scores WHERE metric = 'psnr' "
+                           "AND region <> 'all' GROUP BY region").fetchall()
+    assert rows  # the blurred test images have pixels at some PBA level
+    line = next(l for l in out.splitlines() if l.strip().startswith("identity") and "(n=" not in l
+                and l.count(".") == len(rows))
+    for region, mean, n in rows:
+        assert f"{region} (n={n})" in out and f"{mean:.4f}" in line

@@ -180,7 +180,8 @@ def cmd_score(args: argparse.Namespace) -> int:
                                 metrics_dir=p.score.metrics_dir,
                                 reference=args.reference or p.score.reference,
                                 regions_on=p.score.regions if args.regions is None
-                                else args.regions, device=args.device or p.score.device)
+                                else args.regions, device=args.device or p.score.device,
+                                pba=p.pba)
                 means = "  ".join(f"{k}={v:.4f}" for k, v in res["means"].items())
                 print(f"{res['run_id']}: {res['status']} ({res['n_images']} images) {means}")
                 for k, why in res.get("unavailable", {}).items():

@@ -248,6 +248,7 @@ def mean_table(db_path: str | Path) -> dict[tuple[str, str, str], pd.DataFrame]:
     try:
         boards = load_boards(con)
         missing = queries.unavailable(con)
+        per_level = {k: queries.region_means(con, k[0], k[1]) for k in boards}
     finally:
         con.close()
     out = {}
@@ -258,8 +259,24 @@ def mean_table(db_path: str | Path) -> dict[tuple[str, str, str], pd.DataFrame]:
         m = missing[(missing["dataset"] == key[0]) & (missing["split"] == key[1])
                     & (missing["protocol"] == key[2])]
         frame.attrs["unavailable"] = dict(zip(m["metric"], m["reason"]))
+        frame.attrs["levels"] = _levels(per_level[key], b, "psnr")
         out[key] = frame
     return out
+
+
+LEVELS = ("slight", "mild", "moderate", "severe")
+
+
+def _levels(rm: pd.DataFrame, board: Board, metric: str) -> dict:
+    """{"metric", "n": {level: images}, "means": {method: {level: mean}}} of one metric's
+    per-PBA-level scores on this board (its spec only), or {} when there are none."""
+    spec = next((c.spec_id for c in board.columns if c.metric == metric), None)
+    rm = rm[(rm["metric"] == metric) & (rm["spec_id"] == spec)] if len(rm) else rm
+    if spec is None or not len(rm):
+        return {}
+    means = {m: dict(zip(g["region"], g["mean"])) for m, g in rm.groupby("method")}
+    n = rm.groupby("region")["n"].max().to_dict()
+    return {"metric": metric, "n": {k: int(n[k]) for k in LEVELS if k in n}, "means": means}
 
 
 def _unavailable_lines(t: pd.DataFrame) -> list[str]:
@@ -310,6 +327,17 @@ def print_tables(tables: dict[tuple[str, str, str], pd.DataFrame]) -> None:
         console.print(table)
         for d in t.to_dict("records"):
             console.print(f"  {d['method']}: {d['label']}", highlight=False, soft_wrap=True)
+        lv = t.attrs.get("levels")
+        if lv:
+            console.print(f"\n{lv['metric']} per PBA blur level of the input (n: images)")
+            per = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+            per.add_column("method", no_wrap=True)
+            for k, n in lv["n"].items():
+                per.add_column(f"{k} (n={n})", justify="right", no_wrap=True)
+            for meth in t["method"]:
+                if meth in lv["means"]:
+                    per.add_row(meth, *[fmt(lv["means"][meth].get(k)) for k in lv["n"]])
+            console.print(per)
         for r in t[t["status"] != "ok"].itertuples():
             console.print(f"[red]{r.method} failed:[/red] {r.error}")
         lines = _unavailable_lines(t)

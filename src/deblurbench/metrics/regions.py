@@ -1,21 +1,46 @@
 """Per-pixel PBA blur levels of the *blurry* input, the regions FR metrics are stratified by.
 
-The label map comes from a stored annotation (``annotate/pba/<dataset>/<image_id>.npz``, or
-with a ``<split>/`` level) when one exists, else from ``deblurbench.annotate.pba`` run on the
-blurry image on the fly. Pixels take the level of their patch at the finest PBA scale.
+The map is the one `deblurbench annotate pba` stored (``annotate/pba/<dataset>/<id>_levels.png``,
+optionally under ``<split>/``) when its ``summary.json`` says it was made with the same PBA
+constants and ``pixel_map_patch`` as ``params.yaml: pba``; otherwise PBA runs on the blurry
+image on the fly with those params. Each pixel takes the level of its patch at
+``pixel_map_patch`` px (default 64, the finest scale), remainder pixels the nearest patch's.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from deblurbench.paths import project_root
 
 LEVELS = ("slight", "mild", "moderate", "severe")
-SOURCE = "PBA levels of the blurry input at its finest patch scale (MBSD Eq. 1-3)"
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    """The PBA constants and pixel-map scale the regions are made with (params.yaml: pba)."""
+
+    params: Any  # deblurbench.annotate.pba.PBAParams
+    patch: int
+
+    @property
+    def source(self) -> str:
+        """What ``runs.region_source`` records: regions from other settings never compare."""
+        return (f"PBA levels of the blurry input, {self.patch} px patches (MBSD Eq. 1-3; "
+                f"params {json.dumps(asdict(self.params), sort_keys=True)})")
+
+
+def config_from(pba_section: dict[str, Any] | None) -> RegionConfig:
+    from deblurbench.annotate.run import pba_params_from
+
+    params, patch = pba_params_from(pba_section)
+    return RegionConfig(params, patch)
 
 
 def available() -> str | None:
@@ -24,29 +49,36 @@ def available() -> str | None:
     return None
 
 
-def stored_path(dataset: str, split: str, image_id: str) -> Path | None:
+def stored_path(dataset: str, split: str, image_id: str, cfg: RegionConfig) -> Path | None:
+    """The stored level map of this image, if it was made with ``cfg``'s settings."""
     base = project_root() / "annotate" / "pba" / dataset
-    for p in (base / split / f"{image_id}.npz", base / f"{image_id}.npz"):
-        if p.is_file():
-            return p
+    for folder in (base / split, base):
+        p = folder / f"{image_id}_levels.png"
+        summary = folder / "summary.json"
+        if p.is_file() and summary.is_file():
+            made = json.loads(summary.read_text())
+            if (made.get("pixel_map_patch") == cfg.patch
+                    and made.get("params") == json.loads(json.dumps(asdict(cfg.params)))):
+                return p
     return None
 
 
-def label_map(dataset: str, split: str, image_id: str, blurry: np.ndarray) -> np.ndarray:
+def label_map(dataset: str, split: str, image_id: str, blurry: np.ndarray,
+              cfg: RegionConfig) -> np.ndarray:
     """HxW uint8 level index (0 slight .. 3 severe) of the blurry image."""
     from deblurbench.annotate import pba
+    from deblurbench.annotate.run import level_map, read_levels_png
 
     h, w = blurry.shape[:2]
-    path = stored_path(dataset, split, image_id)
+    path = stored_path(dataset, split, image_id, cfg)
     if path is not None:
-        res = pba.load_npz(path)
-        if tuple(res.image_size) != (h, w):
-            raise ValueError(f"{path}: annotation is for a {res.image_size[1]}x"
-                             f"{res.image_size[0]} image, the blurry image is {w}x{h}")
-    else:
-        res = pba.annotate(blurry)
-    i = int(np.argmin(res.patch_sizes))
-    return pba.pixel_levels(res.labels[i], res.patch_sizes[i], h, w)
+        levels = read_levels_png(path)
+        if levels.shape != (h, w):
+            raise ValueError(f"{path}: level map is {levels.shape[1]}x{levels.shape[0]}, the "
+                             f"blurry image is {w}x{h}")
+        return levels
+    image = np.clip(blurry, 0.0, 1.0)
+    return level_map(image, pba.annotate(image, cfg.params), cfg.patch)
 
 
 def masks_from_labels(labels: np.ndarray, valid: np.ndarray | None = None

@@ -77,9 +77,10 @@ def pick_device(device: str) -> str:
 def score_run(method: str, dataset: str, split: str, db_path: str | Path,
               metrics: list[str], protocol: str = "defocus",
               metrics_dir: str | Path | None = None, reference: str = "original",
-              regions_on: bool = False, device: str = "cpu") -> dict:
+              regions_on: bool = False, device: str = "cpu",
+              pba: dict | None = None) -> dict:
     """Score one (method, dataset, split) run; returns {run_id, status, error, n_images, means,
-    unavailable}."""
+    unavailable}. ``pba`` is params.yaml's pba section (the regions' PBA settings)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
     if reference not in REFERENCES:
@@ -102,7 +103,8 @@ def score_run(method: str, dataset: str, split: str, db_path: str | Path,
     region_note = None
     if regions_on:
         region_note = regions.available()
-    fp = _fingerprint(record, rows, sids, reference, regions_on and region_note is None)
+    rcfg = regions.config_from(pba) if regions_on and region_note is None else None
+    fp = _fingerprint(record, rows, sids, reference, rcfg.source if rcfg else False)
     _DEVICE[0] = pick_device(device)
 
     con = db.connect(db_path)
@@ -115,7 +117,7 @@ def score_run(method: str, dataset: str, split: str, db_path: str | Path,
             computers = _prepare(chosen, state, rows, dcard)
             try:
                 _score_images(con, rid, fp, dataset, split, method, rows, computers, sids,
-                              staged, regions_on and region_note is None, reference)
+                              staged, rcfg, reference)
                 _dataset_level(con, rid, fp, method, dataset, split, rows, computers, sids,
                                state)
             except ScoreError as exc:
@@ -126,7 +128,7 @@ def score_run(method: str, dataset: str, split: str, db_path: str | Path,
                         st["region_note"] = region_note
         result = _commit(con, rid, fp, record, dcard, rows, mcard, specs, sids, state, status,
                          error, protocol, reference, dataset, split, method,
-                         regions.SOURCE if regions_on and region_note is None else None)
+                         rcfg.source if rcfg else None)
     finally:
         con.close()
     if metrics_dir is not None:
@@ -179,24 +181,24 @@ def _prepare(chosen, state, rows, dcard) -> dict[str, tuple[Metric, Computer]]:
 _DEVICE = ["cpu"]
 
 
-def _load_pair(method, dataset, split, r, regions_on, reference):
+def _load_pair(method, dataset, split, r, rcfg, reference):
     restored = read_output(method, dataset, split, r.image_id, r.height, r.width)
     sharp = read_image(r.sharp) if isinstance(r.sharp, str) else None
     valid = None
     if reference == "aligned":
         valid = read_image(r.mask)[:, :, 0] > 0.5
-    blurry = read_image(r.blurry) if regions_on else None
+    blurry = read_image(r.blurry) if rcfg is not None else None
     return restored, sharp, valid, blurry
 
 
 def _score_images(con, rid, fp, dataset, split, method, rows, computers, sids, staged,
-                  regions_on, reference) -> None:
+                  rcfg, reference) -> None:
     todo = [r for r in rows.itertuples() if r.image_id not in staged]
     bar = tqdm(total=len(rows), initial=len(rows) - len(todo), unit="img", mininterval=0,
                desc=f"score {method} on {dataset}/{split}")
     with ThreadPoolExecutor(max_workers=1) as pool:
         load = lambda r: pool.submit(_load_pair, method, dataset, split, r,
-                                     regions_on, reference)
+                                     rcfg, reference)
         nxt = load(todo[0]) if todo else None
         for i, r in enumerate(todo):
             try:
@@ -205,7 +207,7 @@ def _score_images(con, rid, fp, dataset, split, method, rows, computers, sids, s
                 raise ScoreError(f"image {r.image_id!r}: {exc}") from None
             nxt = load(todo[i + 1]) if i + 1 < len(todo) else None
             staged_rows = _score_one(rid, fp, dataset, split, r.image_id, restored, sharp,
-                                     valid, blurry, computers, sids)
+                                     valid, blurry, computers, sids, rcfg)
             with db.transaction(con):
                 db.stage_rows(con, staged_rows)
             bar.update(1)
@@ -213,13 +215,13 @@ def _score_images(con, rid, fp, dataset, split, method, rows, computers, sids, s
 
 
 def _score_one(rid, fp, dataset, split, image_id, restored, sharp, valid, blurry, computers,
-               sids) -> list[tuple]:
+               sids, rcfg) -> list[tuple]:
     out = [(rid, fp, image_id, MARK, "all", None, None, None)]
     masks = None
     if blurry is not None:
         try:
             masks = regions.masks_from_labels(
-                regions.label_map(dataset, split, image_id, blurry), valid)
+                regions.label_map(dataset, split, image_id, blurry, rcfg), valid)
         except ValueError as exc:
             out.append((rid, fp, image_id, "__regions__", "all", None, None, str(exc)))
     for name, (m, comp) in computers.items():
