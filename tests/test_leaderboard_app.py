@@ -42,10 +42,9 @@ def app(tmp_path_factory):
     root = build_results(tmp_path_factory.getbasetemp())
     port = free_port()
     log = open(tmp_path_factory.mktemp("st") / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "streamlit"), "run", str(REPO / "leaderboard/app.py"),
-         "--server.headless", "true", "--server.port", str(port), "--server.address",
-         "127.0.0.1", "--browser.gatherUsageStats", "false"],
+    proc = subprocess.Popen(  # the user's command: `deblurbench leaderboard --app`
+        [str(Path(sys.executable).parent / "deblurbench"), "leaderboard", "--app", "--port",
+         str(port), "--address", "127.0.0.1"],
         cwd=root, stdout=log, stderr=subprocess.STDOUT,
         env=env(root, DEBLURBENCH_SNAPSHOT_DIR=str(tmp_path_factory.mktemp("snap"))))
     url = f"http://127.0.0.1:{port}"

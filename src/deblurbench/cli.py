@@ -215,8 +215,31 @@ def cmd_weights_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _app_path() -> Path:
+    """leaderboard/app.py of this project, else of the source tree the engine runs from."""
+    from deblurbench.paths import project_root
+
+    for base in (project_root(), Path(__file__).resolve().parents[2]):
+        if (base / "leaderboard" / "app.py").is_file():
+            return base / "leaderboard" / "app.py"
+    raise FileNotFoundError("leaderboard/app.py not found in the project or the source tree")
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from deblurbench.leaderboard.table import mean_table, print_tables, to_markdown
+
+    if args.app:
+        import os
+
+        if args.db:
+            os.environ["DEBLURBENCH_DB"] = args.db
+        streamlit = Path(sys.executable).parent / "streamlit"
+        argv = [str(streamlit), "run", str(_app_path()), "--server.headless", "true",
+                "--server.port", str(args.port), "--server.address", args.address,
+                "--browser.gatherUsageStats", "false"]
+        print(f"leaderboard app on http://{args.address}:{args.port} (Ctrl-C stops it)",
+              flush=True)
+        os.execv(argv[0], argv)  # the server replaces this process: signals reach it directly
 
     tables = mean_table(args.db or _params(args).score.db)
     if args.out:
@@ -389,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print", action="store_true", help="print the table in the terminal")
     p.add_argument("--out", help="also write it as markdown to this file")
     p.add_argument("--db", help="results database (default: params score.db)")
+    p.add_argument("--app", action="store_true", help="serve the Streamlit leaderboard instead")
+    p.add_argument("--port", type=int, default=8501, help="app port (default: %(default)s)")
+    p.add_argument("--address", default="127.0.0.1", help="app address (default: %(default)s)")
     p.set_defaults(func=cmd_leaderboard)
 
     p = sub.add_parser("review", help="build (and open) the FiftyOne failure-case review")
