@@ -7,9 +7,11 @@ import hashlib
 import json
 
 import cv2
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from conftest import cli
 from realdata_kit import (
     Server,
@@ -121,3 +123,33 @@ def test_pixeldp_no_ground_truth(project, tmp_path):
     assert "| test | 96 | 64 | 16 | 2 |" in report
     summary = json.loads((project / "datasets/pixeldp/report/summary.json").read_text())
     assert summary["means"]["lr_ratio_R"] == pytest.approx(1 / 0.8, rel=0.01)
+
+
+def test_sdd_scored_against_the_aligned_ground_truth_as_jdrl_does(project, tmp_path):
+    """fetch -> prepare -> align -> run -> score --reference aligned: the aligned run is its own
+    run id and spec, and undoes the zoom/shift that the original ground truth still carries."""
+    counts = {"train": 1, "test": 3}
+    build_sdd(tmp_path / "src", counts)
+    zip_folder(tmp_path / "src", tmp_path / "SDD.zip")
+    write_card(project, "sdd", counts, None, None)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["datasets"] = ["sdd"]
+    params["score"]["metrics"] = ["psnr", "mae"]
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    cli("datasets", "fetch", "sdd", "--from", str(tmp_path / "SDD.zip"), cwd=project)
+    for verb in ("prepare", "align"):
+        cli("datasets", verb, "sdd", cwd=project)
+    cli("methods", "run", "identity", "--dataset", "sdd", cwd=project)
+    orig = cli("score", "--method", "identity", cwd=project).stdout
+    aligned = cli("score", "--method", "identity", "--reference", "aligned", cwd=project).stdout
+    assert "identity/sdd/test/defocus: ok (3 images)" in orig
+    assert "identity/sdd/test/defocus/aligned: ok (3 images)" in aligned
+    with duckdb.connect(str(project / "leaderboard/results.duckdb"), read_only=True) as con:
+        q = ("SELECT r.reference, avg(s.value), any_value(s.spec_id) FROM scores s JOIN runs r "
+             "USING (run_id) WHERE s.metric = 'psnr' AND s.region = 'all' GROUP BY 1")
+        res = {ref: (v, sid) for ref, v, sid in con.execute(q).fetchall()}
+        spec = con.execute("SELECT spec FROM metric_specs WHERE spec_id = ?",
+                           [res["aligned"][1]]).fetchone()[0]
+    assert res["aligned"][0] > res["original"][0] + 1.0  # alignment removes the zoom/shift
+    assert res["aligned"][1] != res["original"][1]  # different definitions, never ranked together
+    assert "valid mask" in json.loads(spec)["reference"]
