@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,6 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-
 def tiny_params() -> dict:
     """The repo's params.yaml (every key DVC stages name) with a tiny embedded data set."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -23,7 +24,8 @@ def tiny_params() -> dict:
     params["synth"] |= {"seed": 7, "photos": ["astronaut"], "test_photos": ["coffee"],
                         "scenes_per_photo": 2, "max_side": 64}
     params["run"] |= {"methods": ["identity", "unsharp-mask"], "splits": ["test"]}
-    params["score"] |= {"metrics": ["psnr", "ssim", "mae"]}
+    # per-blur-level rows off: tests that want them pass --regions
+    params["score"] |= {"metrics": ["psnr", "ssim", "mae"], "regions": False}
     return params
 
 
@@ -50,6 +52,24 @@ def cli(*args: str, cwd: Path, env: dict | None = None, check: bool = True,
         raise AssertionError(f"deblurbench {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def kill_scoring_after(project: Path, done: int, total: int, *args: str) -> None:
+    """Start `deblurbench score ARGS` and SIGKILL it once its progress bar shows ``done`` of
+    ``total`` images (and before it finishes): a crash in the middle of a scoring run."""
+    env = os.environ | {"DEBLURBENCH_ROOT": str(project)}
+    proc = subprocess.Popen([str(BIN / "deblurbench"), "score", *args], cwd=project, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    mark, buf, deadline = f"| {done}/{total}".encode(), b"", time.time() + 120
+    while mark not in buf and time.time() < deadline:
+        chunk = os.read(proc.stderr.fileno(), 4096)
+        if not chunk:
+            break
+        buf += chunk
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "scoring ended before it could be killed"
+    assert mark in buf and f"{total}/{total}".encode() not in buf
 
 
 @pytest.fixture

@@ -4,15 +4,11 @@ paired comparisons, unavailable metrics, cost columns, aligned ground truth."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
 
 import duckdb
 import numpy as np
 import pytest
-from conftest import BIN, cli
+from conftest import cli, kill_scoring_after
 
 from deblurbench.io import read_image, write_png
 from deblurbench.metrics.scorer import ScoreError, check_output_image
@@ -156,19 +152,8 @@ def test_a_killed_scoring_resumes_without_rescoring_finished_images(project):
             write_png(base / split / "blurry" / f"img-{i:03d}.png", sharp * 0.9)
     cli("datasets", "prepare", "synthetic-defocus", cwd=project)
     cli("methods", "run", "identity", "--dataset", "synthetic-defocus", cwd=project)
-    env = os.environ | {"DEBLURBENCH_ROOT": str(project)}
-    proc = subprocess.Popen([str(BIN / "deblurbench"), "score", "--method", "identity",
-                             "--metric", "psnr", "--metric", "ssim"], cwd=project, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    buf, deadline = b"", time.time() + 120
-    while f"| 5/{n}".encode() not in buf and time.time() < deadline:
-        chunk = os.read(proc.stderr.fileno(), 4096)
-        if not chunk:
-            break
-        buf += chunk
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    kill_scoring_after(project, 5, n, "--method", "identity", "--metric", "psnr",
+                       "--metric", "ssim")
     con = duckdb.connect(str(project / DB), read_only=True)
     staged = con.execute("SELECT count(DISTINCT image_id) FROM score_staging").fetchone()[0]
     public = con.execute("SELECT count(*) FROM scores").fetchone()[0]

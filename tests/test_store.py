@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
-
 import duckdb
 import numpy as np
 import pytest
 import yaml
-from conftest import BIN, cli
+from conftest import cli, kill_scoring_after
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from deblurbench.io import read_image, write_png
@@ -96,24 +91,8 @@ def make_big_split(project, n=36, size=320):
     cli("methods", "run", "identity", "--dataset", "synthetic-defocus", cwd=project)
 
 
-def kill_scoring_midway(project) -> int:
-    """Start `deblurbench score`, SIGKILL it once 3 images are scored; returns images seen."""
-    env = os.environ | {"DEBLURBENCH_ROOT": str(project)}
-    proc = subprocess.Popen([str(BIN / "deblurbench"), "score", "--method", "identity"],
-                            cwd=project, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    buf = b""
-    deadline = time.time() + 120
-    while b"| 3/36" not in buf and time.time() < deadline:
-        chunk = os.read(proc.stderr.fileno(), 4096)
-        if not chunk:
-            break
-        buf += chunk
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "scoring ended before it could be killed"
-    assert b"| 3/36" in buf and b"36/36" not in buf
-    return 3
+def kill_scoring_midway(project) -> None:
+    kill_scoring_after(project, 3, 36, "--method", "identity")
 
 
 def test_a_scoring_run_killed_midway_leaves_the_database_as_it_was(project):

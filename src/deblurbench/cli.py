@@ -124,13 +124,17 @@ def cmd_methods_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _small(config: str) -> bool | None:
+    """``--config``: None (auto: small on a CPU, paper on a GPU), or whether small params."""
+    return None if config == "auto" else config == "small"
+
+
 def cmd_methods_run(args: argparse.Namespace) -> int:
     from deblurbench.methods.runner import run_method
 
     p = _params(args)
-    config = args.config or p.run.config
     rec = run_method(args.name, args.dataset, args.split, device=args.device or p.run.device,
-                     small=None if config == "auto" else config == "small",
+                     small=_small(args.config or p.run.config),
                      output_bits=p.run.output_bits, tile_size=args.tile_size,
                      tile_overlap=args.tile_overlap, precision=args.precision,
                      seed=p.run.seed if args.seed is None else args.seed, timeout=args.timeout,
@@ -148,10 +152,8 @@ def cmd_methods_train(args: argparse.Namespace) -> int:
     from deblurbench.methods.train import train_method
 
     t = _params(args).train
-    config = args.config or t.config
     rec = train_method(args.name, args.dataset, split=args.split or t.split,
-                       device=args.device or t.device,
-                       small=None if config == "auto" else config == "small",
+                       device=args.device or t.device, small=_small(args.config or t.config),
                        seed=t.seed if args.seed is None else args.seed,
                        max_seconds=args.max_seconds or t.max_seconds, force=args.force)
     if rec["status"] != "finished":
