@@ -27,8 +27,10 @@ test: setup browser
 test-all: setup browser
 	$(BIN)/python -m pytest -q -m "not gpu"
 
+# Speed, as ratios against a baseline measured in the same run (never asserted in tests).
 bench: setup
 	$(BIN)/python bench/bench_pba.py
+	$(BIN)/python bench/bench_scoring.py
 
 lint: setup
 	$(BIN)/ruff check src tests
