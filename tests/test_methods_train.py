@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
+
 import pytest
 import torch
 from conftest import cli
@@ -97,3 +103,22 @@ def test_cli_train_then_run(proj):
     assert "2 images, ok" in out.stdout and "223 params" in out.stdout
     bad = cli("methods", "train", "identity", "--dataset", D, cwd=proj, check=False)
     assert bad.returncode == 2 and "not trainable" in bad.stderr
+
+
+def test_two_processes_train_one_model_through_accelerate(proj):
+    """The multi-GPU path, on CPUs: two ranks (torch.distributed, gloo) under one Accelerator;
+    `accelerate launch --multi_gpu` starts the same thing on GPUs."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = os.environ | {"DEBLURBENCH_ROOT": str(proj), "OMP_NUM_THREADS": "1",
+                        "DEBLURBENCH_METHOD_PATH": str(proj / "plugins")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "deblurbench.cli",
+         "methods", "train", "dummy-b", "--dataset", D, "--force", "--device", "cpu"],
+        cwd=proj, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rec = json.loads(checkpoint_path("dummy-b", D, "small").with_suffix(".json").read_text())
+    assert rec["num_processes"] == 2 and rec["status"] == "finished" and rec["step"] == 6
+    assert run_method("dummy-b", D, "test")["status"] == "ok"  # the checkpoint is usable
