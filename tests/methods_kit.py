@@ -55,3 +55,22 @@ def copy_dummy(folder: Path, name: str = "dummy", **param_changes) -> Path:
     card["params"].update(param_changes)
     (d / "method.yaml").write_text(yaml.safe_dump(card))
     return d
+
+
+def two_ranks(project: Path, *args: str, env: dict | None = None) -> None:
+    """`deblurbench ARGS` as two ranks of one job (torch.distributed on CPU, gloo): what
+    `accelerate launch --multi_gpu --num_processes 2` starts on two GPUs."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    full = os.environ | {"DEBLURBENCH_ROOT": str(project), "OMP_NUM_THREADS": "1"} | (env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "deblurbench.cli",
+         *args], cwd=project, env=full, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]

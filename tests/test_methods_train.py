@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 
 import pytest
 import torch
 from conftest import cli
-from methods_kit import build_project, copy_dummy
+from methods_kit import build_project, copy_dummy, two_ranks
 
 from deblurbench.methods.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
 from deblurbench.methods.runner import run_method
@@ -108,17 +104,43 @@ def test_cli_train_then_run(proj):
 def test_two_processes_train_one_model_through_accelerate(proj):
     """The multi-GPU path, on CPUs: two ranks (torch.distributed, gloo) under one Accelerator;
     `accelerate launch --multi_gpu` starts the same thing on GPUs."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = os.environ | {"DEBLURBENCH_ROOT": str(proj), "OMP_NUM_THREADS": "1",
-                        "DEBLURBENCH_METHOD_PATH": str(proj / "plugins")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-         "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "deblurbench.cli",
-         "methods", "train", "dummy-b", "--dataset", D, "--force", "--device", "cpu"],
-        cwd=proj, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    two_ranks(proj, "methods", "train", "dummy-b", "--dataset", D, "--force", "--device", "cpu",
+              env={"DEBLURBENCH_METHOD_PATH": str(proj / "plugins")})
     rec = json.loads(checkpoint_path("dummy-b", D, "small").with_suffix(".json").read_text())
     assert rec["num_processes"] == 2 and rec["status"] == "finished" and rec["step"] == 6
     assert run_method("dummy-b", D, "test")["status"] == "ok"  # the checkpoint is usable
+
+
+def test_two_processes_share_a_run_and_write_what_one_process_writes(proj):
+    assert train_method("dummy", D)["status"] == "finished"
+    one = run_method("dummy", D, "test", device="cpu")
+    out = proj / "outputs/dummy" / D / "test"
+    single = {p.name: p.read_bytes() for p in sorted(out.glob("*.png"))}
+    two_ranks(proj, "methods", "run", "dummy", "--dataset", D, "--device", "cpu",
+              env={"DEBLURBENCH_METHOD_PATH": str(proj / "plugins")})
+    rec = json.loads((out / "run.json").read_text())
+    assert rec["status"] == "ok" and rec["processes"] == 2
+    assert sorted(rec["images"]) == sorted(one["images"]) and len(single) == 2
+    assert {p.name: p.read_bytes() for p in sorted(out.glob("*.png"))} == single
+    assert not list(out.parent.glob("*.partial")) and not list(out.glob(".rank-*"))
+
+
+def test_a_run_fails_when_any_rank_failed_and_keeps_the_worst_peaks():
+    from deblurbench.methods.runner import merge_rank_records
+
+    ok = {"status": "ok", "error": None, "started": "a", "finished": "c",
+          "images": {"x": {"seconds": 1.0, "megapixels": 1.0, "tiles": 1}},
+          "cost": {"params": 5, "flops_per_mp": 2.0, "latency_ms_per_mp": 1000.0,
+                   "peak_rss_mb": 10.0, "peak_gpu_mb": None}}
+    other = ok | {"images": {"y": {"seconds": 3.0, "megapixels": 1.0, "tiles": 1}},
+                  "started": "b", "finished": "d",
+                  "cost": ok["cost"] | {"latency_ms_per_mp": 3000.0, "peak_rss_mb": 30.0}}
+    merged = merge_rank_records([ok, other])
+    assert merged["status"] == "ok" and sorted(merged["images"]) == ["x", "y"]
+    assert merged["cost"]["latency_ms_per_mp"] == pytest.approx(2000.0)
+    assert merged["cost"]["peak_rss_mb"] == 30.0 and merged["cost"]["peak_gpu_mb"] is None
+    assert (merged["started"], merged["finished"]) == ("a", "d")
+    bad = other | {"status": "failed", "error": "method 'm' failed on image 'y': boom"}
+    failed = merge_rank_records([ok, bad])
+    assert failed["status"] == "failed" and "image 'y'" in failed["error"]
+    assert failed["cost"] is None

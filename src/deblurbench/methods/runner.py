@@ -10,13 +10,19 @@ outputs are touched.
 (small|paper), device, precision, seed, tiling {size, overlap, pad_multiple}, checkpoint (null:
 untrained, only for cards with ``needs_training: false``), started, finished, git_rev, versions, output_bits, status (ok|failed), error,
 images {id: {seconds, megapixels, tiles}}, cost {params, flops_per_mp, latency_ms_per_mp,
-peak_rss_mb, peak_gpu_mb} and cost_spec (how each cost figure is measured).
+peak_rss_mb, peak_gpu_mb} and cost_spec (how each cost figure is measured), processes.
+
+Several processes (``accelerate launch --multi_gpu`` or ``torch.distributed.run``) split the
+images between them through accelerate's process state: each rank restores every N-th image
+on its own device into the shared partial folder, rank 0 merges the ranks' records (a run
+fails if any rank failed) and renames the folder into place. One process: no accelerate state.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import signal
 import threading
@@ -141,6 +147,8 @@ def run_method(name: str, dataset: str, split: str, device: str = "auto",
     dcard = get_dataset_card(dataset)
     rows = load_manifest(dataset, split)
     dev = pick_device(device)
+    ranks = Ranks.current(dev)
+    dev = ranks.device(dev)
     on_gpu = dev.startswith("cuda")
     if card.device == "gpu" and not on_gpu and small is False:
         raise ValueError(f"method {name!r} needs a GPU for its paper configuration")
@@ -168,8 +176,11 @@ def run_method(name: str, dataset: str, split: str, device: str = "auto",
             state, ckpt = load_trained(card, source, config, params)
     final = run_dir(name, dataset, split)
     partial = final.with_name(final.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    if ranks.index == 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+    ranks.barrier()
+    rows = rows.iloc[ranks.index::ranks.count]
     record = {"method": name, "method_version": card.version, "dataset": dataset,
               "dataset_version": dcard.version, "split": split, "params": params,
               "config": config, "device": provenance.device_name(dev), "precision": prec,
@@ -178,7 +189,7 @@ def run_method(name: str, dataset: str, split: str, device: str = "auto",
               "checkpoint": ckpt, "started": provenance.now(), "git_rev": provenance.git_rev(),
               "versions": provenance.versions("torch", "numpy"), "output_bits": output_bits,
               "status": "running", "error": None, "images": {}, "cost": None,
-              "cost_spec": COST_SPEC}
+              "cost_spec": COST_SPEC, "processes": ranks.count}
     memory = PeakMemory(dev)
     flops, flops_mp, n_params = None, None, 0
     try:
@@ -219,6 +230,16 @@ def run_method(name: str, dataset: str, split: str, device: str = "auto",
         record["status"] = "failed"
         record["error"] = str(exc)
     record["finished"] = provenance.now()
+    if ranks.count > 1:
+        (partial / f".rank-{ranks.index}.json").write_text(json.dumps(record))
+        ranks.barrier()
+        if ranks.index != 0:
+            ranks.barrier()  # rank 0 merges and renames
+            return load_run_record(name, dataset, split)
+        record = merge_rank_records([json.loads((partial / f".rank-{k}.json").read_text())
+                                     for k in range(ranks.count)])
+        for k in range(ranks.count):
+            (partial / f".rank-{k}.json").unlink()
     if record["status"] == "failed":
         # Keep no half-run images: the failed run holds only its record.
         for p in partial.glob("*.png"):
@@ -227,7 +248,51 @@ def run_method(name: str, dataset: str, split: str, device: str = "auto",
     (partial / "run.json").write_text(json.dumps(record, indent=1))
     shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)
+    ranks.barrier()
     return record
+
+
+class Ranks:
+    """This process's share of a multi-process run (accelerate's state), or the whole run."""
+
+    def __init__(self, index: int = 0, count: int = 1, state=None):
+        self.index, self.count, self.state = index, count, state
+
+    @classmethod
+    def current(cls, dev: str) -> Ranks:
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return cls()
+        from accelerate import PartialState
+
+        st = PartialState(cpu=not dev.startswith("cuda"))
+        return cls(st.process_index, st.num_processes, st)
+
+    def device(self, dev: str) -> str:
+        """Each rank on its own GPU (``cuda`` -> ``cuda:<local rank>``)."""
+        if self.state is not None and dev == "cuda":
+            return f"cuda:{self.state.local_process_index}"
+        return dev
+
+    def barrier(self) -> None:
+        if self.state is not None:
+            self.state.wait_for_everyone()
+
+
+def merge_rank_records(recs: list[dict]) -> dict:
+    """One run record from the ranks' records: failed if any failed, images and peaks joined."""
+    out = dict(recs[0])
+    failed = [r for r in recs if r["status"] != "ok"]
+    out["started"] = min(r["started"] for r in recs)
+    out["finished"] = max(r["finished"] for r in recs)
+    out["images"] = {k: v for r in recs for k, v in r["images"].items()}
+    if failed:
+        out["status"], out["error"], out["cost"] = "failed", failed[0]["error"], None
+        return out
+    peaks = {k: [r["cost"][k] for r in recs if r["cost"][k] is not None]
+             for k in ("peak_rss_mb", "peak_gpu_mb")}
+    out["cost"] = {**recs[0]["cost"], "latency_ms_per_mp": latency_ms_per_mp(out["images"]),
+                   **{k: max(v) if v else None for k, v in peaks.items()}}
+    return out
 
 
 def _guarded(fn, name: str, image_id: str, timeout: float | None):
