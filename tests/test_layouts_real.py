@@ -15,12 +15,15 @@ from realdata_kit import (
     build_pixeldp,
     build_realdof,
     build_sdd,
+    defocus,
+    photo,
     write_card,
     write_pairs_csv,
 )
 
 from deblurbench.datasets.layouts import LayoutError
 from deblurbench.datasets.manifest import load_manifest, prepare
+from deblurbench.io import write_png
 
 DPDD_COUNTS = {"train": 2, "val": 1, "test": 2}
 
@@ -156,3 +159,48 @@ def test_dpdd_scores_are_also_reported_per_indoor_and_outdoor_subset(project):
                                  "WHERE metric = 'psnr' AND region = 'all'").fetchall())
     assert sub == {"outdoor": 8, "indoor": 2}
     assert (8 * means["outdoor"] + 2 * means["indoor"]) / 10 == pytest.approx(per_image)
+
+
+def test_cuhk_is_a_flat_folder_of_blurry_images_without_ground_truth(project):
+    for i in range(3):
+        write_png(project / f"datasets/cuhk/raw/CUHK/image/motion{i:04d}.png", photo(i),
+                  bits=8)
+        write_png(project / f"datasets/cuhk/raw/CUHK/image/out_of_focus{i:04d}.png",
+                  defocus(photo(i)), bits=8)
+    write_card(project, "cuhk", {"test": 6}, None, None)
+    df = prepare("cuhk")
+    assert len(df) == 6 and df.sharp.isna().all() and set(df.split) == {"test"}
+    assert "out_of_focus0002" in set(df.image_id)
+
+
+def test_lfdof_pairs_input_with_ground_truth_by_name_and_names_a_missing_one(project):
+    base = project / "datasets/lfdof/raw/LFDOF"
+    for split, names in (("train", ["a_1", "a_2"]), ("test", ["b_1"])):
+        for i, n in enumerate(names):
+            write_png(base / f"{split}_data/ground_truth/{n}.png", photo(i), bits=8)
+            write_png(base / f"{split}_data/input/{n}.png", defocus(photo(i)), bits=8)
+    write_card(project, "lfdof", {"train": 2, "test": 1}, None, None)
+    df = prepare("lfdof")
+    assert df.groupby("split").size().to_dict() == {"test": 1, "train": 2}
+    row = df[df.image_id == "b_1"].iloc[0]
+    assert row.blurry.endswith("test_data/input/b_1.png")
+    assert row.sharp.endswith("test_data/ground_truth/b_1.png")
+    (base / "train_data/ground_truth/a_2.png").unlink()
+    with pytest.raises(LayoutError, match=r"ground_truth/a_2.png: missing sharp image"):
+        prepare("lfdof")
+
+
+def test_ded_pairs_by_the_trailing_number_across_its_three_folders(project):
+    base = project / "datasets/ded/raw/DED"
+    for n in (1, 2, 10):
+        write_png(base / f"sharp/scene_{n}.png", photo(n), bits=8)
+        write_png(base / f"image/image_{n}.png", defocus(photo(n)), bits=8)
+        write_png(base / f"filtered/defocus_filterd_{n}.png", photo(0)[..., :1], bits=8)
+    write_card(project, "ded", {"all": 3}, None, None)
+    df = prepare("ded")
+    assert list(df.image_id) == ["0001", "0002", "0010"]
+    row = df[df.image_id == "0010"].iloc[0]
+    assert row.blurry.endswith("image/image_10.png") and row.sharp.endswith("sharp/scene_10.png")
+    (base / "sharp/scene_2.png").unlink()
+    with pytest.raises(LayoutError, match=r"image_2.png: no sharp/<prefix>_2 image to pair with"):
+        prepare("ded")

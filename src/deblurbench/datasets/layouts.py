@@ -56,5 +56,5 @@ def parse_synthetic(raw: Path, card: DatasetCard) -> list[dict]:
 
 
 # Real data sets: parsers live in real_layouts.py, imported only when a card asks for them.
-for _name in ("dpdd", "realdof", "sdd", "pixeldp", "cuhk", "lfdof"):
+for _name in ("dpdd", "realdof", "sdd", "pixeldp", "cuhk", "lfdof", "ded"):
     LAYOUTS.register(_name, f"deblurbench.datasets.real_layouts:parse_{_name}")

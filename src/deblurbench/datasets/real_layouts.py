@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 from pathlib import Path
 
 from deblurbench.datasets.card import DatasetCard
@@ -279,5 +280,46 @@ def parse_lfdof(raw: Path, card: DatasetCard) -> list[dict]:
         base = next(b for b in (root / f"{split}_data", root / split, root)
                     if (b / "input").is_dir())
         rows += pair_by_name(split, base / "input", base / "ground_truth", problems)
+    _raise(problems, card.name)
+    return rows
+
+
+_NUMBER = re.compile(r"(\d+)$")
+
+
+def parse_ded(raw: Path, card: DatasetCard) -> list[dict]:
+    """DED (DID-ANet loader): ``sharp/<prefix>_<n>.jpg``, ``image/image_<n>.jpg`` (defocused),
+    ``filtered/defocus_filterd_<n>.png`` (the defocus map, not used for scoring), matched by the
+    trailing number ``<n>``; one split (the data set has no official one)."""
+    split = _single_split(card)
+    root = find_root(raw, ["image", "sharp"], "DED")
+    blurry_dir, sharp_dir = root / "image", root / "sharp"
+    problems: list[str] = []
+    for d in (blurry_dir, sharp_dir):
+        if not d.is_dir():
+            raise LayoutError(f"{d}: missing folder (DED needs image/ and sharp/ side by side)")
+
+    def by_number(folder: Path) -> dict[str, Path]:
+        out: dict[str, Path] = {}
+        for stem, path in images(folder).items():
+            m = _NUMBER.search(stem)
+            if m is None:
+                problems.append(f"{path}: no trailing number to pair by")
+            elif str(int(m.group(1))) in out:
+                problems.append(f"{path}: number {m.group(1)} also used by "
+                                f"{out[str(int(m.group(1)))]}")
+            else:
+                out[str(int(m.group(1)))] = path
+        return out
+
+    blurry, sharp = by_number(blurry_dir), by_number(sharp_dir)
+    rows = []
+    for n, path in sorted(blurry.items(), key=lambda kv: int(kv[0])):
+        if n not in sharp:
+            problems.append(f"{path}: no sharp/<prefix>_{n} image to pair with")
+            continue
+        rows.append(_row(split, f"{int(n):04d}", path, sharp[n]))
+    for n in sorted(set(sharp) - set(blurry), key=int):
+        problems.append(f"{sharp[n]}: sharp image without image/image_{n}")
     _raise(problems, card.name)
     return rows
