@@ -132,3 +132,11 @@ def test_dpdd_pairs_are_sorted_and_close_captures():
         for s, t in zip(src, trg):
             assert s[:4] == t[:4] == "1P0A"
             assert 1 <= abs(int(s[4:]) - int(t[4:])) <= 2, (s, t)
+
+
+@pytest.mark.parametrize("path", CARDS, ids=[p.stem for p in CARDS])
+def test_every_card_names_a_registered_layout_parser(path: Path):
+    from deblurbench.datasets.layouts import LAYOUTS
+
+    card = load_card(path)
+    assert callable(LAYOUTS.get(card.layout)), f"{path.name}: layout {card.layout!r}"
