@@ -6,6 +6,11 @@ export DVC_NO_ANALYTICS := 1
 export FIFTYONE_DATABASE_VALIDATION := false
 export FIFTYONE_DO_NOT_TRACK := true
 
+# Test workers: most tests drive the real CLI in subprocesses, CPU-bound, so one per core
+# (2 on the CI machines); --dist loadfile keeps each file's module fixtures in one worker.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 .PHONY: setup browser run test test-all bench lint clean
 
 setup:
@@ -22,10 +27,10 @@ run: setup
 	@$(BIN)/deblurbench leaderboard --print
 
 test: setup browser
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 test-all: setup browser
-	$(BIN)/python -m pytest -q -m "not gpu"
+	$(PYTEST) -m "not gpu"
 
 # Speed, as ratios against a baseline measured in the same run (never asserted in tests).
 bench: setup
