@@ -173,7 +173,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     datasets = args.dataset or p.datasets
     splits = args.split or p.run.splits
     db = args.db or p.score.db
-    failed = 0
+    failed, told = 0, set()
     for d in datasets:
         for s in splits:
             for m in methods:
@@ -186,8 +186,14 @@ def cmd_score(args: argparse.Namespace) -> int:
                                 pba=p.pba)
                 means = "  ".join(f"{k}={v:.4f}" for k, v in res["means"].items())
                 print(f"{res['run_id']}: {res['status']} ({res['n_images']} images) {means}")
-                for k, why in res.get("unavailable", {}).items():
-                    print(f"  {k}: {why}", file=sys.stderr)
+                # Each missing-weights reason once per call, not once per run.
+                unavailable = res.get("unavailable", {})
+                for k in sorted(unavailable.keys() - told):
+                    print(f"  {k}: {unavailable[k]}", file=sys.stderr)
+                if unavailable.keys() & told:
+                    print(f"  unavailable as above: {', '.join(sorted(unavailable.keys() & told))}",
+                          file=sys.stderr)
+                told |= unavailable.keys()
                 if res["status"] != "ok":
                     print(f"  {res['error']}", file=sys.stderr)
                     failed += 1
