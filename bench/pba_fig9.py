@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/pba_fig9.py fig9.png [--photos astronaut coffee chelsea rocket]
 
-Prints the mean curves and writes a two-panel plot. PIQE (pyiqa, no weights needed) and, when
-its weights are already in pyiqa's cache, NIQE are min-max normalised over each curve, as the
-paper does for NIQE, so they share the blur score's [0, 1] axis.
+Prints the mean curves and writes a two-panel plot. PIQE and NIQE (the project's metric
+registry: no weights needed for PIQE, NIQE from its packaged MATLAB parameters, reported
+unavailable if those are missing) are min-max normalised over each curve, as the paper does for
+NIQE, so they share the blur score's [0, 1] axis.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from skimage import data, img_as_float32
 
 from deblurbench.annotate.pba_sweep import RADII, SIGMAS, gaussian_blur, image_blur_score
@@ -28,23 +28,16 @@ Scorer = Callable[[np.ndarray], float]
 
 
 def iqa_scorer(name: str) -> tuple[Scorer | None, str]:
-    """A pyiqa no-reference metric on float RGB arrays, or None and the reason it is missing."""
-    import pyiqa
-    from pyiqa.utils.download_util import DEFAULT_CACHE_DIR
+    """A no-reference metric of the project's registry (so NIQE uses the same packaged MATLAB
+    parameters as the scorer) on float RGB arrays, or None and the reason it is missing."""
+    from deblurbench.metrics.spec import MetricUnavailable, get_metric
 
-    if name == "niqe" and not (Path(DEFAULT_CACHE_DIR) / "niqe_modelparameters.mat").is_file():
-        return None, f"unavailable (niqe_modelparameters.mat not in {DEFAULT_CACHE_DIR})"
+    metric = get_metric(name)
     try:
-        metric = pyiqa.create_metric(name, device="cpu")
-    except (OSError, RuntimeError, ValueError) as exc:  # weights missing, no network
-        return None, f"unavailable ({type(exc).__name__}: {str(exc)[:80]})"
-
-    def score(image: np.ndarray) -> float:
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
-        with torch.no_grad():
-            return float(metric(tensor).item())
-
-    return score, "ok"
+        computer = metric.computer("cpu")
+    except MetricUnavailable as exc:
+        return None, f"unavailable ({exc})"
+    return (lambda image: float(computer.fn(image, None))), f"ok ({metric.spec.version})"
 
 
 def minmax(curve: np.ndarray) -> np.ndarray:
