@@ -158,3 +158,15 @@ def test_zip_bomb_download_is_refused_and_raw_is_not_created(project, tmp_path):
             fetch("realdof", limits=Limits(max_ratio=100))
     assert not (project / "datasets/realdof/raw").exists()
     assert not (project / "datasets/realdof/.raw.incoming").exists()
+    # ...and its checksum is not locked, so the real archive is still accepted afterwards
+    assert not lock_path().exists() or "realdof" not in json.loads(lock_path().read_text())
+    build_realdof(tmp_path / "src", 1)
+    zip_folder(tmp_path / "src", bomb)
+    (project / "datasets/realdof/downloads/RealDOF.zip").unlink()
+    with Server(bomb.parent):  # same port is not needed: the card's url is rewritten
+        pass
+    with Server(bomb.parent) as srv:
+        write_card(project, "realdof", {"test": 1}, srv.url("RealDOF.zip"), "RealDOF.zip")
+        res = fetch("realdof")
+    assert res.verified == "recorded" and res.files == 2
+    assert json.loads(lock_path().read_text())["realdof"]["RealDOF.zip"]["sha256"] == _sha(bomb)

@@ -31,7 +31,7 @@ from deblurbench.datasets.extract import (
     archive_kind,
     safe_extract,
 )
-from deblurbench.datasets.lock import ChecksumError, sha256_file, verify
+from deblurbench.datasets.lock import ChecksumError, locked, record, sha256_file, verify
 from deblurbench.paths import dataset_dir
 
 MARKER = ".deblurbench-fetch.json"
@@ -245,6 +245,7 @@ def _download_card(card: DatasetCard, root: Path, raw: Path, limits: Limits, ret
             errors.append(str(exc))
             continue
         files = _install_archive(archive, raw, limits)
+        _record_if_new(card.name, u.archive, digest, size, u.url)
         return _finish(card.name, raw, u.url, u.archive, digest, how, files)
     raise ManualStepError(_no_source_message(card, errors))
 
@@ -252,10 +253,17 @@ def _download_card(card: DatasetCard, root: Path, raw: Path, limits: Limits, ret
 def _verify(dataset: str, archive_name: str, digest: str, size: int, source: str,
             card_sha: str | None, path: Path) -> str:
     try:
-        return verify(dataset, archive_name, digest, size, source, card_sha)
+        return verify(dataset, archive_name, digest, size, source, card_sha, record_new=False)
     except ChecksumError:
         path.unlink(missing_ok=True)  # a bad download is useless; a rerun fetches afresh
         raise
+
+
+def _record_if_new(dataset: str, archive_name: str, digest: str, size: int,
+                   source: str) -> None:
+    """Lock a first-seen archive's checksum, once it has unpacked safely."""
+    if locked(dataset, archive_name) is None:
+        record(dataset, archive_name, digest, size, source)
 
 
 def _no_source_message(card: DatasetCard, errors: list[str]) -> str:
@@ -310,8 +318,9 @@ def _import(card: DatasetCard, src: Path, raw: Path, limits: Limits) -> FetchRes
     url = next((u for u in card.urls if u.archive == src.name), None)
     digest = sha256_file(src)
     how = verify(card.name, src.name, digest, src.stat().st_size, str(src.resolve()),
-                 url.sha256 if url else None)
+                 url.sha256 if url else None, record_new=False)
     files = _install_archive(src, raw, limits)
+    _record_if_new(card.name, src.name, digest, src.stat().st_size, str(src.resolve()))
     return _finish(card.name, raw, str(src.resolve()), src.name, digest, how, files)
 
 

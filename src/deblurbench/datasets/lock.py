@@ -72,8 +72,11 @@ def record(dataset: str, archive: str, sha256: str, size_bytes: int, source: str
 
 
 def verify(dataset: str, archive: str, sha256: str, size_bytes: int, source: str,
-           card_sha256: str | None = None, path: Path | None = None) -> str:
-    """Check a finished file against the card, then the lock; record it when unknown.
+           card_sha256: str | None = None, path: Path | None = None,
+           record_new: bool = True) -> str:
+    """Check a finished file against the card, then the lock; record it when unknown (unless
+    ``record_new`` is False: fetch records only once the archive has unpacked safely, so a
+    bomb or a cut download never becomes the locked checksum).
 
     Returns how it was verified: ``card``, ``lock`` or ``recorded`` (first download).
     """
@@ -93,7 +96,7 @@ def verify(dataset: str, archive: str, sha256: str, size_bytes: int, source: str
                     f"the new one)")
             return "lock"
         how = "recorded"
-    if locked(dataset, archive, path) is None:
+    if record_new and locked(dataset, archive, path) is None:
         record(dataset, archive, sha256, size_bytes, source, path)
     return how
 
