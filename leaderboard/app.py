@@ -44,14 +44,15 @@ def load(snap: str, stamp: tuple) -> dict:
 
 
 @st.cache_data(show_spinner=False)
-def per_image(snap: str, stamp: tuple, dataset: str, split: str) -> dict:
+def per_image(snap: str, stamp: tuple, dataset: str, split: str, run_ids: tuple) -> dict:
+    """Per-image and per-level scores of one board's runs (``run_ids``) only."""
     import duckdb
 
     con = duckdb.connect(snap, read_only=True)
     try:
-        return {"scores": queries.image_scores(con, dataset, split),
+        return {"scores": queries.image_scores(con, dataset, split, run_ids),
                 "images": queries.images(con, dataset, split),
-                "regions": queries.region_means(con, dataset, split)}
+                "regions": queries.region_means(con, dataset, split, run_ids)}
     finally:
         con.close()
 
@@ -140,8 +141,9 @@ with tabs[0]:
 # ------------------------------------------------------------------------------ blur levels
 with tabs[1]:
     if board is not None:
-        pi = per_image(str(snap.path), snap.stamp, board.dataset, board.split)
-        reg = pi["regions"]
+        pi = per_image(str(snap.path), snap.stamp, board.dataset, board.split,
+                       tuple(board.table["run_id"]))
+        reg = table.on_board(pi["regions"], board)
         if reg.empty:
             st.info("n/a: no region-stratified scores for this data set yet (the scorer "
                     "writes per-blur-level scores once PBA annotations exist).")
@@ -204,8 +206,9 @@ with tabs[3]:
 # ------------------------------------------------------------------------------ image viewer
 with tabs[4]:
     if board is not None:
-        pi = per_image(str(snap.path), snap.stamp, board.dataset, board.split)
-        imgs, sc = pi["images"], pi["scores"]
+        pi = per_image(str(snap.path), snap.stamp, board.dataset, board.split,
+                       tuple(board.table["run_id"]))
+        imgs, sc = pi["images"], table.on_board(pi["scores"], board)
         if imgs.empty:
             st.info("No images recorded for this data set.")
         else:

@@ -122,6 +122,38 @@ def test_scores_under_different_specs_are_separate_columns(results, tmp_path):
     assert t[table.MEAN_RANK].isna().all()
 
 
+def test_scores_against_aligned_ground_truth_sit_on_a_board_of_their_own(results, tmp_path):
+    copy = tmp_path / "r.duckdb"
+    shutil.copy(db(results), copy)
+    con = duckdb.connect(str(copy))
+    run = con.execute("SELECT run_id FROM runs WHERE method = 'identity'").fetchone()[0]
+    con.execute("INSERT INTO runs SELECT * REPLACE (run_id || '/aligned' AS run_id, "
+                "'aligned' AS reference) FROM runs WHERE run_id = ?", [run])
+    con.execute("INSERT INTO scores SELECT * REPLACE (run_id || '/aligned' AS run_id, "
+                "value + 1 AS value) FROM scores WHERE run_id = ? AND metric = 'psnr'", [run])
+    con.close()
+    ref = means(results)
+    boards = boards_of(copy)
+    original = boards[("synthetic-defocus", "test", "defocus")]
+    aligned = boards[("synthetic-defocus", "test", "defocus+aligned")]
+    # one row per method on each board, each with its own reference's numbers
+    assert sorted(original.table["method"]) == ["box-sharpen", "identity"]
+    orig = original.table.set_index("method")
+    assert orig.loc["identity", "psnr"] == pytest.approx(ref[("identity", "psnr")], rel=1e-12)
+    assert list(aligned.table["method"]) == ["identity"]
+    assert aligned.table.loc[0, "psnr"] == pytest.approx(ref[("identity", "psnr")] + 1)
+    # the app's per-image and per-level views keep to the chosen board's runs
+    con = open_snapshot(copy)
+    try:
+        per_image = queries.image_scores(con, "synthetic-defocus", "test",
+                                         aligned.table["run_id"])
+    finally:
+        con.close()
+    shown = table.on_board(per_image, aligned)
+    assert set(shown["run_id"]) == {f"{run}/aligned"} and set(shown["metric"]) == {"psnr"}
+    assert table.on_board(per_image.iloc[:0], original).empty
+
+
 def test_snapshot_reads_committed_state_while_a_writer_holds_the_lock(results, tmp_path):
     live = tmp_path / "live.duckdb"
     shutil.copy(db(results), live)

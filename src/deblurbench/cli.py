@@ -261,8 +261,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 def cmd_review(args: argparse.Namespace) -> int:
     from deblurbench.leaderboard.review import build_review, launch
 
-    ds = build_review(args.dataset, args.split, args.db or _params(args).score.db,
-                      worst_k=args.worst_k)
+    sc = _params(args).score
+    board = sc.protocol if sc.reference == "original" else f"{sc.protocol}+{sc.reference}"
+    ds = build_review(args.dataset, args.split, args.db or sc.db, worst_k=args.worst_k,
+                      protocol=board)
     print(f"review dataset {ds.name!r}: {len(ds)} groups, slices {ds.group_slices}, "
           f"saved views {ds.list_saved_views()}")
     if not args.no_launch:

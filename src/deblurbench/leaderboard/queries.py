@@ -59,8 +59,27 @@ def family(metric: str, kind: str | None, spec_json: str | None = None) -> str:
     return "perceptual" if base in PERCEPTUAL else "fidelity"
 
 
+def board_protocol(con: duckdb.DuckDBPyConnection) -> str:
+    """SQL for a run's board protocol: its metric protocol, plus the reference when it is not
+    the original ground truth (``defocus+aligned``), so that scores against aligned ground
+    truth sit on a board of their own and are never ranked with the original ones."""
+    if "reference" not in relations(con).get("runs", []):
+        return "r.protocol"
+    return ("CASE WHEN coalesce(r.reference, 'original') = 'original' THEN r.protocol "
+            "ELSE r.protocol || '+' || r.reference END")
+
+
+def _run_filter(run_ids) -> tuple[str, list]:
+    """An ``AND r.run_id IN (...)`` clause for an optional list of run ids."""
+    if run_ids is None:
+        return "", []
+    ids = list(run_ids)
+    return (f" AND r.run_id IN ({', '.join('?' * len(ids))})", ids) if ids else (" AND FALSE", [])
+
+
 def runs(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """One row per run with the method's source, kind, label and whatever cost columns exist."""
+    """One row per run with the method's source, kind, label and whatever cost columns exist;
+    ``protocol`` is the board protocol (see ``board_protocol``)."""
     rel = relations(con)
     rcols, mcols = set(rel.get("runs", [])), set(rel.get("methods", []))
     extra = []
@@ -70,7 +89,8 @@ def runs(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         col = f"coalesce({', '.join(found)})" if found else "NULL::DOUBLE"
         extra.append(f"{col} AS \"{name}\"")
     df = con.execute(f"""
-        SELECT r.run_id, r.method, r.dataset, r.split, r.protocol, r.status, r.error,
+        SELECT r.run_id, r.method, r.dataset, r.split, {board_protocol(con)} AS protocol,
+               r.status, r.error,
                r.n_images, r.config, r.device, r.method_version, r.git_rev, r.scored,
                coalesce(m.source, 'measured') AS source, coalesce(m.kind, '?') AS kind,
                coalesce(m.label, '') AS label, m.title, m.paper, m.card, {', '.join(extra)}
@@ -163,15 +183,18 @@ def paired_differences(con: duckdb.DuckDBPyConnection, run_a: str, run_b: str) -
         GROUP BY ALL ORDER BY a.metric""", [run_a, run_b]).df()
 
 
-def image_scores(con: duckdb.DuckDBPyConnection, dataset: str, split: str) -> pd.DataFrame:
-    """Per-image scores (region ``all``) of every run on (dataset, split)."""
-    return con.execute("""
+def image_scores(con: duckdb.DuckDBPyConnection, dataset: str, split: str,
+                 run_ids=None) -> pd.DataFrame:
+    """Per-image scores (region ``all``) of the runs on (dataset, split), or of ``run_ids``
+    only (one board's runs)."""
+    clause, ids = _run_filter(run_ids)
+    return con.execute(f"""
         SELECT r.method, r.protocol, s.run_id, s.image_id, s.metric, s.spec_id, s.value,
                ms.direction
         FROM scores s JOIN runs r ON r.run_id = s.run_id
         LEFT JOIN metric_specs ms ON ms.spec_id = s.spec_id
-        WHERE r.dataset = ? AND r.split = ? AND s.region = 'all'
-        ORDER BY r.method, s.image_id, s.metric""", [dataset, split]).df()
+        WHERE r.dataset = ? AND r.split = ? AND s.region = 'all'{clause}
+        ORDER BY r.method, s.image_id, s.metric""", [dataset, split, *ids]).df()
 
 
 def images(con: duckdb.DuckDBPyConnection, dataset: str, split: str) -> pd.DataFrame:
@@ -194,7 +217,8 @@ def unavailable(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     if "metric_status" not in relations(con):
         return pd.DataFrame(columns=["dataset", "split", "protocol", "metric", "reason"])
     return con.execute(
-        "SELECT r.dataset, r.split, r.protocol, s.metric, any_value(s.reason) AS reason "
+        f"SELECT r.dataset, r.split, {board_protocol(con)} AS protocol, s.metric, "
+        "any_value(s.reason) AS reason "
         "FROM metric_status s JOIN runs r USING (run_id) WHERE s.status = 'unavailable' "
         "GROUP BY ALL ORDER BY ALL").df()
 
@@ -217,10 +241,13 @@ def reported_direction(metric: str, specs: pd.DataFrame | None = None) -> str:
     return "lower" if metric.lower() in REPORTED_LOWER_IS_BETTER else "higher"
 
 
-def region_means(con: duckdb.DuckDBPyConnection, dataset: str, split: str) -> pd.DataFrame:
-    """Mean per (method, metric, PBA region) for region-stratified scores (none: empty)."""
-    return con.execute("""
+def region_means(con: duckdb.DuckDBPyConnection, dataset: str, split: str,
+                 run_ids=None) -> pd.DataFrame:
+    """Mean per (method, metric, spec, PBA region) for region-stratified scores (none: empty),
+    of the runs on (dataset, split) or of ``run_ids`` only (one board's runs)."""
+    clause, ids = _run_filter(run_ids)
+    return con.execute(f"""
         SELECT r.method, s.metric, s.spec_id, s.region, avg(s.value) AS mean, count(*) AS n
         FROM scores s JOIN runs r ON r.run_id = s.run_id
-        WHERE r.dataset = ? AND r.split = ? AND s.region <> 'all' AND isfinite(s.value)
-        GROUP BY ALL ORDER BY r.method, s.metric, s.region""", [dataset, split]).df()
+        WHERE r.dataset = ? AND r.split = ? AND s.region <> 'all' AND isfinite(s.value){clause}
+        GROUP BY ALL ORDER BY r.method, s.metric, s.region""", [dataset, split, *ids]).df()

@@ -97,21 +97,34 @@ def _nice_ceiling(x: float) -> float:
     return math.ceil(x / 10**e) * 10**e
 
 
-def build_review(dataset: str, split: str, db_path: str | Path, worst_k: int = 5):
-    """(Re)build the FiftyOne dataset of (dataset, split) from the results database."""
+def build_review(dataset: str, split: str, db_path: str | Path, worst_k: int = 5,
+                 protocol: str = "defocus"):
+    """(Re)build the FiftyOne dataset of (dataset, split) from the results database.
+
+    The per-sample scores are those of one leaderboard board, ``protocol`` (a board protocol
+    such as ``defocus`` or ``defocus+aligned``), so no field mixes two metric definitions.
+    """
     import fiftyone as fo
+
+    from deblurbench.leaderboard.table import load_boards, on_board
 
     con = open_snapshot(db_path)
     try:
         images = queries.images(con, dataset, split)
-        runs = queries.runs(con)
-        scores = queries.image_scores(con, dataset, split)
+        board = load_boards(con).get((dataset, split, protocol))
+        scores = queries.image_scores(con, dataset, split,
+                                      board.table["run_id"] if board else [])
     finally:
         con.close()
     if images.empty:
         raise ValueError(f"{db_path}: no images of {dataset}/{split} in the results database; "
                          f"score a run on it first")
-    runs = runs[(runs["dataset"] == dataset) & (runs["split"] == split) & (runs["status"] == "ok")]
+    if board is None:
+        raise ValueError(f"{db_path}: no scored runs of {dataset}/{split} under protocol "
+                         f"{protocol!r}")
+    scores = on_board(scores, board)
+    scores["metric"] = scores["metric"].str.replace("@", "_", regex=False)  # field names
+    runs = board.table[board.table["status"] == "ok"]
     methods = sorted(runs["method"].unique())
     man = _manifest(dataset, split, images).set_index("image_id")
     wide = _wide_scores(scores)

@@ -1,6 +1,7 @@
 """Leaderboard tables, read-only from (a snapshot of) the results database.
 
-One board per (dataset, split, protocol). Columns are metric *specs*: when one metric name was
+One board per (dataset, split, protocol), where the protocol names the reference too when it is
+not the original ground truth (``defocus+aligned``). Columns are metric *specs*: when one metric name was
 computed under two specs in a board, each becomes its own column ``metric@spec_id`` and is
 ranked on its own, so numbers from different definitions are never ranked together.
 
@@ -105,6 +106,19 @@ def load_boards(con) -> dict[tuple[str, str, str], Board]:
 
 
 _FAMILY_ORDER = {"fidelity": 0, "perceptual": 1, "no-reference": 2}
+
+
+def on_board(scores: pd.DataFrame, board: Board) -> pd.DataFrame:
+    """The rows of per-image or per-level ``scores`` (columns run_id, metric, spec_id, ...)
+    that belong to ``board``: its runs and its metric specs, with ``metric`` renamed to the
+    board's column key, so that the app never averages or ranks across definitions."""
+    key = {(c.metric, c.spec_id): c.key for c in board.columns}
+    d = scores[scores["run_id"].isin(board.table["run_id"])] if "run_id" in scores else scores
+    keep = pd.Series([(m, sp) in key for m, sp in zip(d["metric"], d["spec_id"])],
+                     index=d.index, dtype=bool)
+    d = d[keep].copy()
+    d["metric"] = [key[(m, sp)] for m, sp in zip(d["metric"], d["spec_id"])]
+    return d
 
 
 def rank_column(values: pd.Series, direction: str, ok: pd.Series) -> pd.Series:
@@ -248,7 +262,8 @@ def mean_table(db_path: str | Path) -> dict[tuple[str, str, str], pd.DataFrame]:
     try:
         boards = load_boards(con)
         missing = queries.unavailable(con)
-        per_level = {k: queries.region_means(con, k[0], k[1]) for k in boards}
+        per_level = {k: queries.region_means(con, k[0], k[1], b.table["run_id"])
+                     for k, b in boards.items()}
     finally:
         con.close()
     out = {}
