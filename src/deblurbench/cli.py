@@ -88,7 +88,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
                                  severity=args.severity, kernel_size=args.kernel_size,
                                  noise=args.noise)
         print(f"{args.out}: blurred {len(recs)} images of {args.from_dataset} ({args.kind}); "
-              f"next: deblurbench datasets prepare {args.out}")
+              f"card and manifest written, ready to run and score")
         return 0
     if args.kind != "defocus":
         raise ValueError(f"synth {args.kind} needs --from DATASET (only defocus renders the "

@@ -364,14 +364,16 @@ def make_from_dataset(kind: str, source: str, name: str, *, seed: int = 0, sever
                       kernel_size: int = 31, noise: float = 0.0) -> list[dict]:
     """Blur every sharp image of prepared data set ``source`` into new data set ``name``:
     ``datasets/<name>/raw/{split}/{sharp,blurry,blur_map,truth}`` (synthetic layout; ``truth``
-    holds each pair's kernels and masks as npz) and the card ``datasets/<name>.yaml``."""
+    holds each pair's kernels and masks as npz), the card ``datasets/<name>.yaml`` and the
+    manifest."""
     import json
+    import os
     import shutil
 
     import yaml
     from tqdm import tqdm
 
-    from deblurbench.datasets.manifest import card_path, load_manifest
+    from deblurbench.datasets.manifest import card_path, load_manifest, prepare
     from deblurbench.io import read_image, write_png
     from deblurbench.paths import dataset_dir
 
@@ -383,7 +385,9 @@ def make_from_dataset(kind: str, source: str, name: str, *, seed: int = 0, sever
     rows = [r for r in df.itertuples(index=False) if isinstance(r.sharp, str)]
     if not rows:
         raise ValueError(f"{source}: no sharp images to blur (a data set without ground truth)")
-    raw = dataset_dir(name) / "raw"
+    # Written beside the old copy and swapped in at the end: a failure keeps what was there.
+    final = dataset_dir(name) / "raw"
+    raw = final.parent / ".raw.incoming"
     shutil.rmtree(raw, ignore_errors=True)
     records = []
     for r in tqdm(rows, desc=f"synth {kind} from {source}", unit="img"):
@@ -418,5 +422,12 @@ def make_from_dataset(kind: str, source: str, name: str, *, seed: int = 0, sever
             "notes": f"Made by `deblurbench synth {kind} --from {source} --out {name}` (seed "
                      f"{seed}, severity {severity}, kernel size {kernel_size}, noise {noise}). "
                      f"raw/<split>/truth/<id>.npz holds the true kernels (and masks)."}
+    old = final.parent / ".raw.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(raw, final)
+    shutil.rmtree(old, ignore_errors=True)
     card_path(name).write_text(yaml.safe_dump(card, sort_keys=False))
+    prepare(name)  # card + manifest: the new data set is ready for the rest of the pipeline
     return records
