@@ -101,3 +101,37 @@ def test_weights_import_checks_names_sizes_and_digests(tmp_path, monkeypatch):
     rows = {(r["metric"], r["file"]): r["present"] for r in weights.status()}
     assert rows[("niqe", "niqe_modelparameters.mat")] is True
     assert rows[("lpips_alex", "alexnet-owt-7be5be79.pth")] is False
+
+
+def test_weights_download_fetches_checks_and_places_files_from_a_mirror(tmp_path, monkeypatch):
+    """`weights download --mirror`: a real HTTP server on 127.0.0.1 stands in for the hub."""
+    from realdata_kit import Server
+
+    from deblurbench.metrics import classical_models as cm
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    www = tmp_path / "www"
+    www.mkdir()
+    mat = cm.pyiqa_opts(cm.NIQE_BASICSR)[0]["pretrained_model_path"].getvalue()
+    (www / "niqe_modelparameters.mat").write_bytes(mat)
+    (www / "alexnet-owt-7be5be79.pth").write_bytes(b"x" * 5000)  # digest does not match name
+    assert weights.files_reason("niqe") and weights.files_reason("lpips_alex")
+    with Server(www) as srv:
+        srv.html.add("ckpt_koniq10k.pt")  # a login page instead of the file
+        done = dict(weights.download_missing(["niqe", "lpips_alex", "maniqa"],
+                                             mirror=srv.url("")))
+    dest = tmp_path / "torch" / "hub" / "pyiqa" / "niqe_modelparameters.mat"
+    assert done["niqe_modelparameters.mat"] == f"-> {dest}" and dest.read_bytes() == mat
+    assert weights.files_reason("niqe") is None
+    assert done["alexnet-owt-7be5be79.pth"].startswith("failed:") and \
+        "sha256" in done["alexnet-owt-7be5be79.pth"]
+    assert done["ckpt_koniq10k.pt"].startswith("failed:")
+    assert done["timm/vit_base_patch8_224.augreg2_in21k_ft_in1k/model.safetensors"].startswith(
+        "skipped: a Hugging Face hub file")
+    # nothing that failed a check is in place, and no staging folder is left behind
+    assert weights.files_reason("lpips_alex") and weights.files_reason("maniqa")
+    hub = tmp_path / "torch" / "hub"
+    assert not (hub / "checkpoints" / "alexnet-owt-7be5be79.pth").exists()
+    assert not any(p.name == ".download" for p in hub.rglob("*"))
+    with pytest.raises(ValueError, match="no weight files are known for psnr"):
+        weights.download_missing(["psnr"])

@@ -104,8 +104,10 @@ def test_leaderboard_print_names_unavailable_metrics_and_never_shows_a_number_fo
 
 def test_every_verb_has_help_and_bad_input_exits_non_zero_with_one_reason(project):
     for verb in (["datasets", "list"], ["datasets", "prepare"], ["synth"], ["methods", "run"],
-                 ["score"], ["leaderboard"]):
+                 ["score"], ["leaderboard"], ["weights", "download"]):
         assert "usage:" in cli(*verb, "--help", cwd=project).stdout
+    proc = cli("weights", "download", "psnr", cwd=project, check=False)
+    assert proc.returncode == 2 and "error: no weight files are known for psnr" in proc.stderr
     proc = cli("datasets", "prepare", "nosuch", cwd=project, check=False)
     assert proc.returncode == 2 and proc.stderr.startswith("error: unknown data set 'nosuch'")
     proc = cli("leaderboard", "--print", cwd=project, check=False)

