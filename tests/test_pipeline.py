@@ -115,6 +115,11 @@ def test_every_verb_has_help_and_bad_input_exits_non_zero_with_one_reason(projec
     (project / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS | {"runn": {}}))
     proc = cli("score", cwd=project, check=False)
     assert proc.returncode == 2 and "params.yaml: unknown key 'runn' (did you mean 'run'?)" in proc.stderr
+    real = TINY_PARAMS["real"] | {"datasets": ["sdd"]}
+    (project / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS | {"real": real}))
+    proc = cli("score", cwd=project, check=False)
+    assert proc.returncode == 2 and ("params.yaml: real.datasets lists sdd but datasets does "
+                                     "not; add it to datasets too") in proc.stderr
 
 
 def test_leaderboard_print_shows_psnr_per_blur_level_when_scored_with_regions(prepared):

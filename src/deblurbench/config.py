@@ -198,4 +198,13 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not path.exists():
         return Params()
     data = load_yaml(path) or {}
-    return from_dict(Params, data, str(path))
+    params = from_dict(Params, data, str(path))
+    # The align and report stages read the manifest that prepare@<name> makes, and prepare
+    # runs over `datasets`: a real data set listed only under real.datasets would leave
+    # `dvc repro` with a stage whose input nothing produces.
+    orphans = [d for d in params.real.datasets if d not in params.datasets]
+    if orphans:
+        raise ConfigError(f"{path}: real.datasets lists {', '.join(orphans)} but datasets does "
+                          f"not; add {'them' if len(orphans) > 1 else 'it'} to datasets too, so "
+                          f"the pipeline prepares what it fetches")
+    return params
