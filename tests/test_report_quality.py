@@ -62,3 +62,39 @@ def test_report_finds_the_duplicate_the_exposure_shift_and_ranks_the_worst(proje
     assert "Not aligned yet: run `deblurbench datasets align realdof`" in text
     assert (md.parent / "figures/exposure.png").stat().st_size > 1000
     assert (md.parent / "figures/worst_colour_cast.png").exists()
+
+
+def test_pba_shares_use_the_params_settings_and_stored_maps_only_when_they_match(prepared):
+    """The report's blur-level shares are those of the per-pixel map the scorer uses
+    (params.yaml: pba, pixel_map_patch), from a stored annotation only if made with them."""
+    from conftest import TINY_PARAMS, cli
+
+    from deblurbench.annotate import pba
+    from deblurbench.datasets.manifest import load_manifest
+    from deblurbench.datasets.report import measure
+    from deblurbench.io import read_image
+
+    section = TINY_PARAMS["pba"] | {"pixel_map_patch": 32}
+    row = load_manifest("synthetic-defocus").iloc[0]
+    blurry = read_image(row.blurry)
+    params = pba.PBAParams(**{k: (tuple(v) if isinstance(v, list) else v)
+                              for k, v in section.items() if k != "pixel_map_patch"})
+    grid = pba.blur_levels(pba.blur_scores(blurry, 32, params), params)
+    want = pba.summarize_levels(pba.pixel_levels(grid, 32, *blurry.shape[:2]))
+
+    m, notes = measure("synthetic-defocus", True, section)
+    got = m.set_index("image_id").loc[row.image_id]
+    assert notes["pba"] == ["computed"]
+    for level, share in want.items():
+        assert got[f"pba_{level}"] == share
+    # annotations stored with other patch sizes are not used for a 32-px map...
+    cli("annotate", "pba", "synthetic-defocus", "--out", "annotate/pba/synthetic-defocus",
+        cwd=prepared)
+    assert measure("synthetic-defocus", True, section)[1]["pba"] == ["computed"]
+    # ...but are at the default 64 px, and give the same shares as computing afresh
+    stored = measure("synthetic-defocus", True, TINY_PARAMS["pba"])[0]
+    assert measure("synthetic-defocus", True, TINY_PARAMS["pba"])[1]["pba"] == ["stored"]
+    grid64 = pba.blur_levels(pba.blur_scores(blurry, 64, params), params)
+    want64 = pba.summarize_levels(pba.pixel_levels(grid64, 64, *blurry.shape[:2]))
+    for level, share in want64.items():
+        assert stored.set_index("image_id").loc[row.image_id, f"pba_{level}"] == share

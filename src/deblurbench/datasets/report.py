@@ -61,16 +61,28 @@ def channel_ratio(sharp: np.ndarray, blurry: np.ndarray, mask: np.ndarray | None
             for c in range(3)]
 
 
-def _pba_levels(name: str, image_id: str, blurry: np.ndarray) -> tuple[dict | None, str]:
+def _pba_levels(name: str, image_id: str, blurry: np.ndarray,
+                pba_section: dict | None) -> tuple[dict | None, str]:
+    """Share of pixels per PBA level in the blurry image's per-pixel map, made with the
+    settings of ``params.yaml: pba`` (constants and ``pixel_map_patch``), the same map the
+    scorer's blur-level regions use. A stored annotation is used only when it was made with
+    those settings; otherwise PBA runs here."""
     try:
         from deblurbench.annotate import pba
+        from deblurbench.annotate.run import pba_params_from
     except ImportError:
         return None, "unavailable"
+    params, patch = pba_params_from(pba_section)
+    h, w = blurry.shape[:2]
     stored = project_root() / "annotate" / "pba" / name / f"{image_id}.npz"
     try:
         if stored.exists():
-            return pba.summarize_levels(pba.load_npz(stored).pixel_maps()), "stored"
-        return pba.summarize_levels(pba.annotate(blurry).pixel_maps()), "computed"
+            res = pba.load_npz(stored)
+            if res.params == params and patch in res.patch_sizes:
+                grid = res.labels[res.patch_sizes.index(patch)]
+                return pba.summarize_levels(pba.pixel_levels(grid, patch, h, w)), "stored"
+        grid = pba.blur_levels(pba.blur_scores(blurry, patch, params), params)
+        return pba.summarize_levels(pba.pixel_levels(grid, patch, h, w)), "computed"
     except (ValueError, OSError):
         return None, "failed"
 
@@ -88,7 +100,8 @@ def _aligned(name: str) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str |
     return None, None, None
 
 
-def measure(name: str, pba: bool = True) -> tuple[pd.DataFrame, dict]:
+def measure(name: str, pba: bool = True, pba_section: dict | None = None,
+            ) -> tuple[pd.DataFrame, dict]:
     """One row of measures per pair, and the notes on where they came from."""
     from deblurbench.datasets.manifest import load_manifest
 
@@ -114,7 +127,7 @@ def measure(name: str, pba: bool = True) -> tuple[pd.DataFrame, dict]:
             ratio = channel_ratio(read_image(r.left), read_image(r.right), None)
             row.update({f"lr_ratio_{c}": x for c, x in zip(CHANNELS, ratio)})
         if pba:
-            levels, src = _pba_levels(name, r.image_id, blurry)
+            levels, src = _pba_levels(name, r.image_id, blurry, pba_section)
             pba_src.add(src)
             if levels:
                 row.update({f"pba_{k}": v for k, v in levels.items()})
@@ -246,14 +259,14 @@ WORST = {  # measure: (column, larger is worse, description)
 
 
 def report(name: str, top_k: int = 5, dup_threshold: int = 6, pba: bool = True,
-           out_dir: Path | None = None) -> Path:
+           out_dir: Path | None = None, pba_section: dict | None = None) -> Path:
     """Write the report; returns the path of ``report.md``."""
     from deblurbench.datasets.manifest import get_card
 
     card = get_card(name)
     out = out_dir or dataset_dir(name) / "report"
     figs = out / "figures"
-    m, notes = measure(name, pba)
+    m, notes = measure(name, pba, pba_section)
     if "exposure_shift" in m.columns:
         m["exposure_dev"] = np.abs(np.log(m["exposure_shift"].astype(float)))
     made = _figures(name, m, figs)
