@@ -105,7 +105,7 @@ def test_zero_size_png_is_refused(tmp_path):
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 0, 5, 8, 2, 0, 0, 0)) \
         + chunk(b"IEND", b"")
     (tmp_path / "zero.png").write_bytes(png)
-    with pytest.raises(ImageError, match=r"zero\.png: (zero-size image|unreadable or corrupt)"):
+    with pytest.raises(ImageError, match=r"zero\.png: zero-size image \(0x5\)"):
         read_image(tmp_path / "zero.png")
 
 

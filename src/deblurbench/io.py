@@ -60,6 +60,10 @@ def probe(path: str | os.PathLike, max_pixels: int | None = None) -> ImageInfo:
         raise ImageError(path, f"unsupported extension {path.suffix!r}; expected one of "
                                f"{sorted(READABLE)}")
     limit = _max_pixels(max_pixels)
+    header = _png_header(path)
+    if header is not None and 0 in header[:2]:
+        # Pillow refuses a 0-pixel PNG as "cannot identify": say what is wrong.
+        raise ImageError(path, f"zero-size image ({header[0]}x{header[1]})")
     saved = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None  # our own limit applies, with our own message
     try:
@@ -73,7 +77,9 @@ def probe(path: str | os.PathLike, max_pixels: int | None = None) -> ImageInfo:
             mode = im.mode
             bits = 16 if (mode.startswith("I;16") or mode in ("I", "F")) else 8
             if im.format == "PNG":
-                bits = _png_bit_depth(path)
+                if header is None:
+                    raise ImageError(path, "not a PNG file (bad signature)")
+                bits = header[2]
             orientation = int(im.getexif().get(0x0112, 1) or 1)
             fmt = im.format
         if fmt == "PNG":
@@ -88,13 +94,15 @@ def probe(path: str | os.PathLike, max_pixels: int | None = None) -> ImageInfo:
     return ImageInfo(width=width, height=height, bit_depth=bits, orientation=orientation)
 
 
-def _png_bit_depth(path: Path) -> int:
-    """Bit depth from the IHDR chunk (byte 24), which Pillow's mode hides for 16-bit RGB."""
+def _png_header(path: Path) -> tuple[int, int, int] | None:
+    """(width, height, bit depth) from a PNG's IHDR chunk, or None for any other file; the bit
+    depth (byte 24) is what Pillow's mode hides for 16-bit RGB."""
     with open(path, "rb") as fh:
         head = fh.read(25)
-    if len(head) < 25 or head[:8] != b"\x89PNG\r\n\x1a\n":
-        raise ImageError(path, "not a PNG file (bad signature)")
-    return int(head[24])
+    if len(head) < 25 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return (int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big"),
+            int(head[24]))
 
 
 _ORIENT_OPS = {
