@@ -90,6 +90,18 @@ def test_checkpoint_of_other_settings_is_refused(proj):
         copy_dummy(proj / "plugins", "dummy", lr=0.01)
 
 
+def test_retrain_stale_resumes_a_stopped_run_and_retrains_a_finished_one():
+    """The DVC stage's mode: it runs only after a stop (resume) or an input change (retrain)."""
+    assert train_method("dummy", D, force=True, max_seconds=1e-6)["status"] == "interrupted"
+    resumed = train_method("dummy", D, retrain_stale=True)
+    assert resumed["status"] == "finished" and resumed["resumed_from"] == 1
+    again = train_method("dummy", D, retrain_stale=True)
+    assert again["status"] == "finished" and again["resumed_from"] is None
+    assert again["step"] == 6 and "note" not in again  # trained anew, not "already trained"
+    kept = train_method("dummy", D)
+    assert kept.get("note") == "already trained; pass --force to retrain"
+
+
 def test_cli_train_then_run(proj):
     out = cli("methods", "train", "dummy", "--dataset", D, "--force", cwd=proj,
               env={"DEBLURBENCH_METHOD_PATH": str(proj / "plugins")})

@@ -156,7 +156,8 @@ def cmd_methods_train(args: argparse.Namespace) -> int:
     rec = train_method(args.name, args.dataset, split=args.split or t.split,
                        device=args.device or t.device, small=_small(args.config or t.config),
                        seed=t.seed if args.seed is None else args.seed,
-                       max_seconds=args.max_seconds or t.max_seconds, force=args.force)
+                       max_seconds=args.max_seconds or t.max_seconds, force=args.force,
+                       retrain_stale=args.retrain_stale)
     if rec["status"] != "finished":
         print(f"error: {rec['error']}", file=sys.stderr)
         return 3 if rec["status"] == "interrupted" else 1
@@ -406,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after this long, resumably (exit 3); rerun to resume")
     p.add_argument("--force", action="store_true",
                    help="train from scratch even if a checkpoint exists")
+    p.add_argument("--retrain-stale", action="store_true",
+                   help="resume an unfinished checkpoint made with the same settings, else "
+                        "train from scratch (what the DVC stage runs)")
     p.set_defaults(func=cmd_methods_train)
 
     p = sub.add_parser("score", help="score runs into the results database")

@@ -205,8 +205,14 @@ def _accelerator(device: str, card: MethodCard):
 
 def train_method(name: str, dataset: str, split: str = "train", device: str = "auto",
                  small: bool | None = None, seed: int = 0, max_seconds: float | None = None,
-                 force: bool = False) -> dict:
-    """Train (or resume training) ``name`` on (dataset, split); returns the training record."""
+                 force: bool = False, retrain_stale: bool = False) -> dict:
+    """Train (or resume training) ``name`` on (dataset, split); returns the training record.
+
+    An existing checkpoint is resumed when it is unfinished and made with the same settings.
+    Otherwise ``force`` or ``retrain_stale`` trains from scratch; without them a finished one
+    is kept and one with other settings is refused. ``retrain_stale`` is the DVC stage's mode:
+    DVC runs the stage only when an input changed (so a finished checkpoint is stale) or when
+    the last run stopped before the end (so it resumes)."""
     card = get_card(name)
     if not card.trainable:
         raise ValueError(f"method {name!r} is not trainable (method.yaml trainable: false)")
@@ -229,8 +235,10 @@ def train_method(name: str, dataset: str, split: str = "train", device: str = "a
               "num_processes": accelerator.num_processes, "checkpoint": str(path),
               "resumed_from": None, "max_steps": max_steps}
     start_step, resume_opt, resume_rng, state = 0, [], None, None
-    if path.exists() and not force:
-        ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path) if path.exists() and not force else None
+    if ckpt is not None and retrain_stale and (ckpt["finished"] or mismatches(ckpt, payload)):
+        ckpt = None
+    if ckpt is not None:
         diff = mismatches(ckpt, payload)
         if diff:
             raise CheckpointError(f"{path}: made with other settings ({'; '.join(diff)}); "
