@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 
 import cv2
 import duckdb
@@ -153,3 +156,29 @@ def test_sdd_scored_against_the_aligned_ground_truth_as_jdrl_does(project, tmp_p
     assert res["aligned"][0] > res["original"][0] + 1.0  # alignment removes the zoom/shift
     assert res["aligned"][1] != res["original"][1]  # different definitions, never ranked together
     assert "valid mask" in json.loads(spec)["reference"]
+
+    # The FiftyOne review shows the aligned ground truth and ranks pairs by misalignment.
+    env = {"FIFTYONE_DATABASE_DIR": str(tmp_path / "fo-db"),
+           "FIFTYONE_DATABASE_VALIDATION": "false", "FIFTYONE_DO_NOT_TRACK": "true"}
+    cli("review", "--dataset", "sdd", "--no-launch", cwd=project, env=env)
+    read_back = (
+        "import json, fiftyone as fo\n"
+        "ds = fo.load_dataset('deblurbench-sdd-test')\n"
+        "al = ds.select_group_slices(['aligned_sharp'])\n"
+        "v = ds.load_saved_view('largest misalignment')\n"
+        "print('JSON' + json.dumps({'slices': sorted(ds.group_slices),\n"
+        "    'aligned': {s['image_id']: s.filepath for s in al},\n"
+        "    'view': [(s['image_id'], s['misalignment_px']) for s in v]}))\n")
+    proc = subprocess.run([sys.executable, "-c", read_back], capture_output=True, text=True,
+                          env=os.environ | {"DEBLURBENCH_ROOT": str(project), **env},
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.split("JSON", 1)[1])
+    assert got["slices"] == ["aligned_sharp", "blurry", "identity", "sharp"]
+    stats = pd.read_parquet(next((project / "datasets/sdd/variants").glob("*/stats.parquet")))
+    stats = stats[stats["split"] == "test"].set_index("image_id")["total_flow_mean"]
+    assert sorted(got["aligned"]) == sorted(stats.index)
+    assert all("/variants/" in p for p in got["aligned"].values())
+    want = sorted(stats.items(), key=lambda kv: -kv[1])
+    assert [i for i, _ in got["view"]] == [i for i, _ in want]
+    assert [m for _, m in got["view"]] == pytest.approx([m for _, m in want])

@@ -60,8 +60,10 @@ def review(tmp_path_factory):
     fo_dir = tmp_path_factory.mktemp("fiftyone")
     env = {"FIFTYONE_DATABASE_DIR": str(fo_dir / "db"), "FIFTYONE_DATABASE_VALIDATION": "false",
            "FIFTYONE_DO_NOT_TRACK": "true"}
-    first = cli("review", "--dataset", "synthetic-defocus", "--no-launch", cwd=root, env=env)
-    cli("review", "--dataset", "synthetic-defocus", "--no-launch", cwd=root, env=env)  # rebuild
+    first = cli("review", "--dataset", "synthetic-defocus", "--no-launch", "--worst-k", "1",
+                cwd=root, env=env)
+    cli("review", "--dataset", "synthetic-defocus", "--no-launch", "--worst-k", "1", cwd=root,
+        env=env)  # rebuild
     proc = subprocess.run([sys.executable, "-c", READ_BACK], capture_output=True, text=True,
                           env=__import__("os").environ | {"DEBLURBENCH_ROOT": str(root), **env},
                           timeout=300, check=False)
@@ -127,8 +129,12 @@ def test_worst_tags_and_saved_views(review):
              for i in TEST_IDS]
     assert [tuple(x) for x in data["worst"]] == sorted(gains, key=lambda g: g[2])
     assert data["misaligned"] == 0
-    for m in ("identity", "box-sharpen"):  # worst-k (k=5 > 2 images): every sample tagged
-        assert all("worst-psnr-gain" in data["samples"][m][i]["tags"] for i in TEST_IDS)
+    # worst-k with k=1: exactly the lowest-gain output of each method is tagged
+    worst_box = min(TEST_IDS, key=lambda i: data["samples"]["box-sharpen"][i]["psnr_gain"])
+    assert [i for i in TEST_IDS if "worst-psnr-gain" in
+            data["samples"]["box-sharpen"][i]["tags"]] == [worst_box]
+    assert sum("worst-psnr-gain" in data["samples"]["identity"][i]["tags"]
+               for i in TEST_IDS) == 1
     assert all(not data["samples"]["blurry"][i]["tags"] for i in TEST_IDS)
 
 

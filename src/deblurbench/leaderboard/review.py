@@ -70,13 +70,29 @@ def review_dir(dataset: str, split: str) -> Path:
 
 
 def _manifest(dataset: str, split: str, images: pd.DataFrame) -> pd.DataFrame:
-    """The manifest (for blur maps, aligned GT, misalignment); the DB's images if absent."""
-    try:
-        from deblurbench.datasets.manifest import load_manifest
+    """The manifest (for blur maps), with ``sharp_aligned`` and ``misalignment_px`` (mean
+    displacement of the sharp image's alignment, native pixels) from the data set's aligned
+    variant when `datasets align` made one; the DB's images if there is no manifest."""
+    from deblurbench.datasets.manifest import load_manifest
+    from deblurbench.paths import dataset_dir
 
-        return load_manifest(dataset, split)
+    try:
+        man = load_manifest(dataset, split)
     except (ValueError, FileNotFoundError):
         return images
+    base = dataset_dir(dataset) / "variants"
+    for v in sorted(base.iterdir()) if base.is_dir() else []:
+        if v.name.startswith(".") or not (v / "stats.parquet").exists():
+            continue
+        aligned = load_manifest(dataset, split, variant=v.name)[["image_id", "sharp"]]
+        stats = pd.read_parquet(v / "stats.parquet")
+        stats = stats[stats["split"] == split][["image_id", "total_flow_mean"]]
+        man = (man.merge(aligned.rename(columns={"sharp": "sharp_aligned"}), on="image_id",
+                         how="left")
+               .merge(stats.rename(columns={"total_flow_mean": "misalignment_px"}),
+                      on="image_id", how="left"))
+        break  # one aligned variant per data set (`datasets align` writes one)
+    return man
 
 
 def error_map(restored: np.ndarray, sharp: np.ndarray) -> np.ndarray:
