@@ -52,7 +52,8 @@ def per_image(snap: str, stamp: tuple, dataset: str, split: str, run_ids: tuple)
     try:
         return {"scores": queries.image_scores(con, dataset, split, run_ids),
                 "images": queries.images(con, dataset, split),
-                "regions": queries.region_means(con, dataset, split, run_ids)}
+                "regions": queries.region_means(con, dataset, split, run_ids),
+                "subsets": queries.subset_means(con, run_ids)}
     finally:
         con.close()
 
@@ -151,6 +152,11 @@ with tabs[1]:
             for metric in [m for m in ("psnr", "ssim") if m in set(reg["metric"])]:
                 st.altair_chart(plots.region_bars(reg, metric), width="stretch")
             st.dataframe(reg, hide_index=True)
+        subsets = table.on_board(pi["subsets"], board)
+        if not subsets.empty:  # e.g. DPDD indoor / outdoor, as its papers report
+            st.subheader("Per image subset")
+            st.dataframe(subsets.pivot_table(index="method", columns=["metric", "region"],
+                                             values="mean").reset_index(), hide_index=True)
 
 # ------------------------------------------------------------------------------ plots
 with tabs[2]:

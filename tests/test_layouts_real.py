@@ -159,6 +159,13 @@ def test_dpdd_scores_are_also_reported_per_indoor_and_outdoor_subset(project):
                                  "WHERE metric = 'psnr' AND region = 'all'").fetchall())
     assert sub == {"outdoor": 8, "indoor": 2}
     assert (8 * means["outdoor"] + 2 * means["indoor"]) / 10 == pytest.approx(per_image)
+    # ...and the terminal leaderboard shows them beside the combined mean
+    out = cli("leaderboard", "--print", cwd=project).stdout
+    assert "psnr per image subset of the data set (n: images)" in out
+    assert "indoor (n=2)" in out and "outdoor (n=8)" in out
+    line = next(l for l in out.splitlines() if l.strip().startswith("identity")
+                and f"{means['indoor']:.4f}" in l)
+    assert line.index(f"{means['indoor']:.4f}") < line.index(f"{means['outdoor']:.4f}")
 
 
 def test_cuhk_is_a_flat_folder_of_blurry_images_without_ground_truth(project):

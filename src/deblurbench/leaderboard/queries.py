@@ -241,6 +241,19 @@ def reported_direction(metric: str, specs: pd.DataFrame | None = None) -> str:
     return "lower" if metric.lower() in REPORTED_LOWER_IS_BETTER else "higher"
 
 
+def subset_means(con: duckdb.DuckDBPyConnection, run_ids) -> pd.DataFrame:
+    """Mean per (method, metric, spec, image subset) of ``run_ids`` (whole images), for data
+    sets whose card ships subsets (DPDD indoor/outdoor); empty otherwise."""
+    cols = ["method", "metric", "spec_id", "region", "mean", "n"]
+    if "subset_means" not in relations(con):
+        return pd.DataFrame(columns=cols)
+    clause, ids = _run_filter(run_ids)
+    return con.execute(f"""
+        SELECT r.method, m.metric, m.spec_id, m.subset AS region, m.mean, m.n
+        FROM subset_means m JOIN runs r ON r.run_id = m.run_id
+        WHERE m.region = 'all'{clause} ORDER BY r.method, m.metric, m.subset""", ids).df()
+
+
 def region_means(con: duckdb.DuckDBPyConnection, dataset: str, split: str,
                  run_ids=None) -> pd.DataFrame:
     """Mean per (method, metric, spec, PBA region) for region-stratified scores (none: empty),

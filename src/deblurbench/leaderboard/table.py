@@ -264,6 +264,7 @@ def mean_table(db_path: str | Path) -> dict[tuple[str, str, str], pd.DataFrame]:
         missing = queries.unavailable(con)
         per_level = {k: queries.region_means(con, k[0], k[1], b.table["run_id"])
                      for k, b in boards.items()}
+        per_subset = {k: queries.subset_means(con, b.table["run_id"]) for k, b in boards.items()}
     finally:
         con.close()
     out = {}
@@ -275,6 +276,7 @@ def mean_table(db_path: str | Path) -> dict[tuple[str, str, str], pd.DataFrame]:
                     & (missing["protocol"] == key[2])]
         frame.attrs["unavailable"] = dict(zip(m["metric"], m["reason"]))
         frame.attrs["levels"] = _levels(per_level[key], b, "psnr")
+        frame.attrs["subsets"] = _levels(per_subset[key], b, "psnr", order=None)
         out[key] = frame
     return out
 
@@ -282,16 +284,19 @@ def mean_table(db_path: str | Path) -> dict[tuple[str, str, str], pd.DataFrame]:
 LEVELS = ("slight", "mild", "moderate", "severe")
 
 
-def _levels(rm: pd.DataFrame, board: Board, metric: str) -> dict:
-    """{"metric", "n": {level: images}, "means": {method: {level: mean}}} of one metric's
-    per-PBA-level scores on this board (its spec only), or {} when there are none."""
+def _levels(rm: pd.DataFrame, board: Board, metric: str,
+            order: tuple[str, ...] | None = LEVELS) -> dict:
+    """{"metric", "n": {part: images}, "means": {method: {part: mean}}} of one metric's
+    scores per part of the images (PBA level, or image subset when ``order`` is None: in
+    sorted order) on this board (its spec only), or {} when there are none."""
     spec = next((c.spec_id for c in board.columns if c.metric == metric), None)
     rm = rm[(rm["metric"] == metric) & (rm["spec_id"] == spec)] if len(rm) else rm
     if spec is None or not len(rm):
         return {}
     means = {m: dict(zip(g["region"], g["mean"])) for m, g in rm.groupby("method")}
     n = rm.groupby("region")["n"].max().to_dict()
-    return {"metric": metric, "n": {k: int(n[k]) for k in LEVELS if k in n}, "means": means}
+    parts = order if order is not None else tuple(sorted(n))
+    return {"metric": metric, "n": {k: int(n[k]) for k in parts if k in n}, "means": means}
 
 
 def _unavailable_lines(t: pd.DataFrame) -> list[str]:
@@ -342,9 +347,12 @@ def print_tables(tables: dict[tuple[str, str, str], pd.DataFrame]) -> None:
         console.print(table)
         for d in t.to_dict("records"):
             console.print(f"  {d['method']}: {d['label']}", highlight=False, soft_wrap=True)
-        lv = t.attrs.get("levels")
-        if lv:
-            console.print(f"\n{lv['metric']} per PBA blur level of the input (n: images)")
+        for attr, what in (("levels", "per PBA blur level of the input"),
+                           ("subsets", "per image subset of the data set")):
+            lv = t.attrs.get(attr)
+            if not lv:
+                continue
+            console.print(f"\n{lv['metric']} {what} (n: images)")
             per = Table(box=box.SIMPLE_HEAD, pad_edge=False)
             per.add_column("method", no_wrap=True)
             for k, n in lv["n"].items():
