@@ -84,6 +84,25 @@ def test_stronger_severity_gives_lower_psnr(photo):
     assert sizes[0] > sizes[-1], sizes
 
 
+def strictly_falling(xs):
+    return all(x > y for x, y in zip(xs, xs[1:]))
+
+
+@pytest.mark.parametrize("lens", [{"model": "gaussian"}, {"model": "disk", "cats_eye": 0.8},
+                                  {"model": "disk", "photons": 2000.0}])
+def test_every_defocus_lens_model_loses_psnr_as_the_radius_grows(photo, lens):
+    scores = [psnr(synth.defocus(photo, 0, radius=r, **lens).image, photo) for r in (1, 2, 4, 8)]
+    assert strictly_falling(scores), (lens, scores)
+
+
+def test_more_sensor_noise_and_longer_non_uniform_shake_lose_psnr(photo):
+    noisy = [psnr(synth.defocus(photo, 0, radius=2, read_sigma=s).image, photo)
+             for s in (0.0, 0.01, 0.03, 0.1)]
+    assert strictly_falling(noisy), noisy
+    shake = [psnr(synth.motion_nonuniform(photo, 4, size=s).image, photo) for s in (5, 15, 41)]
+    assert shake[0] > shake[-1] and shake[0] > shake[1], shake
+
+
 def test_recorded_truth_reproduces_the_blur(photo):
     import cv2
 
