@@ -67,3 +67,26 @@ def test_submit_method_refusals_change_nothing(project, tmp_path):
     assert proc.returncode == 2 and "already exists" in proc.stderr
     assert (project / "params.yaml").read_text() == before
     assert not (project / "methods" / "broken").exists()
+
+
+def test_submit_method_tries_the_code_through_the_runner_with_its_padding(project, tmp_path):
+    """A method that needs sizes in multiples of 16 is padded by the runner (as in `methods
+    run`), so its trial on the odd-sized tiny images passes; without pad_multiple it fails."""
+    folder = tmp_path / "m" / "needs16"
+    folder.mkdir(parents=True)
+    code = ("from deblurbench.methods.base import Method\n"
+            "class N(Method):\n    def restore(self, x, **e):\n"
+            "        h, w = x.shape[-2:]\n"
+            "        if h % 16 or w % 16:\n"
+            "            raise ValueError(f'{h}x{w} is not a multiple of 16')\n"
+            "        return x\n")
+    (folder / "n.py").write_text(code)
+    card = "name: needs16\nversion: '1'\ntitle: t\nentry: n:N\nkind: classical\n"
+    (folder / "method.yaml").write_text(card)
+    proc = cli("submit", "method", str(folder), cwd=project, check=False)
+    assert proc.returncode == 2 and "is not a multiple of 16" in proc.stderr
+    assert not (project / "methods" / "needs16").exists()
+    (folder / "method.yaml").write_text(card + "pad_multiple: 16\n")
+    cli("submit", "method", str(folder), cwd=project)
+    assert (project / "methods" / "needs16" / "n.py").read_text() == code
+    assert "needs16" in (project / "params.yaml").read_text()

@@ -205,7 +205,7 @@ def run_method(name: str, dataset: str, split: str, device: str = "auto",
         for i, row in enumerate(tqdm(rows.itertuples(), total=len(rows),
                                      desc=f"{name} on {dataset}/{split}", unit="img")):
             x, extras = load_inputs(row, card, dev)
-            restore = _restorer(method, card, row.image_id, prec, dev, tile, overlap, batch_size)
+            restore = make_restorer(method, card, row.image_id, prec, dev, tile, overlap, batch_size)
             if i == 0:  # FLOPs of one untimed pass; FlopCounterMode slows what it watches
                 flops = _guarded(lambda r=restore, x=x, e=extras: count_flops(lambda: r(x, e)), name,
                                  row.image_id, timeout)
@@ -307,7 +307,7 @@ def _guarded(fn, name: str, image_id: str, timeout: float | None):
                             f"{type(exc).__name__}: {exc}") from exc
 
 
-def _restorer(method, card: MethodCard, image_id: str, prec: str, dev: str, tile: int | None,
+def make_restorer(method, card: MethodCard, image_id: str, prec: str, dev: str, tile: int | None,
               overlap: int, batch_size: int):
     """restore(x, extras) for one image: padding, tiling, autocast and output checks."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(prec)
