@@ -78,9 +78,11 @@ def score_run(method: str, dataset: str, split: str, db_path: str | Path,
               metrics: list[str], protocol: str = "defocus",
               metrics_dir: str | Path | None = None, reference: str = "original",
               regions_on: bool = False, device: str = "cpu",
-              pba: dict | None = None) -> dict:
+              pba: dict | None = None, method_row: dict | None = None) -> dict:
     """Score one (method, dataset, split) run; returns {run_id, status, error, n_images, means,
-    unavailable}. ``pba`` is params.yaml's pba section (the regions' PBA settings)."""
+    unavailable}. ``pba`` is params.yaml's pba section (the regions' PBA settings).
+    ``method_row`` overrides columns of the run's ``methods`` row (a submission's source and
+    card), written in the same transaction as the scores."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
     if reference not in REFERENCES:
@@ -128,7 +130,7 @@ def score_run(method: str, dataset: str, split: str, db_path: str | Path,
                         st["region_note"] = region_note
         result = _commit(con, rid, fp, record, dcard, rows, mcard, specs, sids, state, status,
                          error, protocol, reference, dataset, split, method,
-                         rcfg.source if rcfg else None)
+                         rcfg.source if rcfg else None, method_row or {})
     finally:
         con.close()
     if metrics_dir is not None:
@@ -288,7 +290,8 @@ def check_output_image(img: np.ndarray, image_id: str, height: int, width: int,
 
 
 def _commit(con, rid, fp, record, dcard, rows, mcard, specs, sids, state, status, error,
-            protocol, reference, dataset, split, method, region_source) -> dict:
+            protocol, reference, dataset, split, method, region_source,
+            method_row: dict) -> dict:
     staged = con.execute("SELECT image_id, metric, region, value, spec_id, reason FROM "
                          "score_staging WHERE run_id = ? AND fingerprint = ? AND metric NOT "
                          "LIKE '\\_\\_%' ESCAPE '\\'", [rid, fp]).df()
@@ -299,7 +302,7 @@ def _commit(con, rid, fp, record, dcard, rows, mcard, specs, sids, state, status
     cost = record.get("cost") or {}
     n_images = int(ok.loc[ok["region"] == "all", "image_id"].nunique()) if status == "ok" else 0
     with db.transaction(con):
-        _write_context(con, dcard, rows, mcard, specs, sids)
+        _write_context(con, dcard, rows, mcard, specs, sids, method_row)
         db.replace_run(con, rid)
         if len(ok):
             con.register("staged_ok", ok[["image_id", "metric", "region", "value", "spec_id"]])
@@ -371,7 +374,7 @@ def _paired(con, rid, dataset, split, protocol, reference) -> None:
                          res["ci_low"], res["ci_high"], res["p_value"]])
 
 
-def _write_context(con, dcard, rows, mcard, specs, sids) -> None:
+def _write_context(con, dcard, rows, mcard, specs, sids, method_row: dict) -> None:
     db.upsert(con, "datasets", {"dataset": dcard.name, "version": dcard.version,
                                 "title": dcard.title, "license": dcard.license,
                                 "bit_depth": dcard.bit_depth, "card": asdict(dcard)}, ["dataset"])
@@ -384,7 +387,7 @@ def _write_context(con, dcard, rows, mcard, specs, sids) -> None:
     card = {k: (str(v) if k == "folder" else v) for k, v in asdict(mcard).items()}
     db.upsert(con, "methods", {"method": mcard.name, "version": mcard.version, "source": "measured",
                                "kind": mcard.kind, "title": mcard.title, "paper": mcard.paper,
-                               "label": mcard.label, "card": card}, ["method"])
+                               "label": mcard.label, "card": card} | method_row, ["method"])
     for name, spec in specs.items():
         db.upsert(con, "metric_specs", {"spec_id": sids[name], "metric": name,
                                         "version": spec["version"], "kind": spec["kind"],

@@ -183,7 +183,6 @@ def _store(staging: Path, final: Path, method: str, dataset: str, split: str, pr
     import duckdb
 
     from deblurbench.metrics.scorer import score_run
-    from deblurbench.store import db
 
     now = provenance.now()
     record = {"method": method, "method_version": "submitted", "dataset": dataset,
@@ -217,17 +216,12 @@ def _store(staging: Path, final: Path, method: str, dataset: str, split: str, pr
     try:
         os.environ["DEBLURBENCH_METHOD_PATH"] = os.pathsep.join(
             p for p in (str(_stub_card(stub, card)), saved_path) if p)
-        res = score_run(method, dataset, split, db_path, metrics, protocol)
+        # scores and the "submitted" label in one transaction: never a half-labelled run
+        res = score_run(method, dataset, split, db_path, metrics, protocol,
+                        method_row={"source": "submitted", "version": "submitted",
+                                    "card": asdict(card) | {"upload": source}})
         if res["status"] != "ok":
             raise ValueError(f"scoring the submission failed: {res['error']}")
-        con = db.connect(db_path)
-        try:
-            with db.transaction(con):
-                con.execute("UPDATE methods SET source = 'submitted', version = 'submitted', "
-                            "card = ? WHERE method = ?",
-                            [json.dumps(asdict(card) | {"upload": source}), method])
-        finally:
-            con.close()
     except BaseException:
         shutil.rmtree(final, ignore_errors=True)
         if backup.exists():
