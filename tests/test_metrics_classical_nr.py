@@ -5,6 +5,7 @@ releases' values on pyiqa's calibration images (tests/data/README.md)."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import cv2
@@ -89,6 +90,32 @@ def test_a_package_file_is_used_only_at_its_pinned_version_and_digest():
     absent = dataclasses.replace(cm.NIQE_BASICSR, dist="no-such-dist-xyz")
     assert absent.problem() == "no-such-dist-xyz==1.4.2 is not installed"
 
+
+
+def test_the_pinned_digest_is_checked_once_per_file_state(tmp_path, monkeypatch):
+    """Availability is asked on every listing; the file is hashed again only once it changes."""
+    pkg = tmp_path / "hashonce_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    model_file = pkg / "params.bin"
+    model_file.write_bytes(b"pinned parameters")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pinned = dataclasses.replace(cm.NIQE_BASICSR, module="hashonce_pkg", relpath="params.bin",
+                                 sha256=cm._sha256(model_file))
+    calls, real = [], cm._sha256
+
+    def counted(path):
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(cm, "_sha256", counted)
+
+    assert [pinned.path() for _ in range(3)] == [model_file] * 3
+    assert calls == [model_file]
+    model_file.write_bytes(b"altered parameters")  # same size: the mtime tells it changed
+    os.utime(model_file, ns=(1, 1))
+    assert pinned.path() is None and "is not the pinned" in pinned.problem()
+    assert len(calls) == 2
 
 def test_converted_files_have_the_layout_pyiqa_loads():
     opts, expected = cm.pyiqa_opts(cm.NIQE_BASICSR)

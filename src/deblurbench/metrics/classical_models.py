@@ -24,6 +24,7 @@ the release scores 3.65) and brisque 0.2.0's ``svm.txt`` (a retrained model, off
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import io
@@ -123,14 +124,31 @@ class PackagedModel:
         path = folder / self.relpath if folder else None
         if path is None or not path.is_file():
             return f"{self.dist} {found} is installed but {self.module}/{self.relpath} is not"
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest != self.sha256:
-            return f"{path}: sha256 {digest[:16]}... is not the pinned {self.sha256[:16]}..."
-        return None
+        st = path.stat()
+        return _digest_problem(self, path, st.st_size, st.st_mtime_ns)
 
     def path(self) -> Path | None:
         folder = self.folder()
         return folder / self.relpath if folder and self.problem() is None else None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _digest_problem(model: PackagedModel, path: Path, size: int, mtime_ns: int) -> str | None:
+    """The digest check, once per process per file state: availability is asked on every
+    metric listing and scoring call, and an installed file rarely changes; a changed size or
+    mtime is a new key, so a replaced file is hashed again."""
+    digest = _sha256(path)
+    if digest != model.sha256:
+        return f"{path}: sha256 {digest[:16]}... is not the pinned {model.sha256[:16]}..."
+    return None
 
 
 NIQE_BASICSR = PackagedModel(
