@@ -31,7 +31,7 @@ from deblurbench.datasets.extract import (
     archive_kind,
     safe_extract,
 )
-from deblurbench.datasets.lock import ChecksumError, locked, record, sha256_file, verify
+from deblurbench.datasets.lock import ChecksumError, record_new, sha256_file, verify
 from deblurbench.paths import dataset_dir
 
 MARKER = ".deblurbench-fetch.json"
@@ -240,30 +240,23 @@ def _download_card(card: DatasetCard, root: Path, raw: Path, limits: Limits, ret
             else:
                 digest, size = download(u.url, archive, limits.max_download_bytes,
                                         u.size_bytes, retries, timeout)
-            how = _verify(card.name, u.archive, digest, size, u.url, u.sha256, archive)
+            how = _verify(card.name, u.archive, digest, u.url, u.sha256, archive)
         except (ManualStepError, DownloadError) as exc:
             errors.append(str(exc))
             continue
         files = _install_archive(archive, raw, limits)
-        _record_if_new(card.name, u.archive, digest, size, u.url)
+        record_new(card.name, u.archive, digest, size, u.url)  # only once it unpacked safely
         return _finish(card.name, raw, u.url, u.archive, digest, how, files)
     raise ManualStepError(_no_source_message(card, errors))
 
 
-def _verify(dataset: str, archive_name: str, digest: str, size: int, source: str,
-            card_sha: str | None, path: Path) -> str:
+def _verify(dataset: str, archive_name: str, digest: str, source: str, card_sha: str | None,
+            path: Path) -> str:
     try:
-        return verify(dataset, archive_name, digest, size, source, card_sha, record_new=False)
+        return verify(dataset, archive_name, digest, source, card_sha)
     except ChecksumError:
         path.unlink(missing_ok=True)  # a bad download is useless; a rerun fetches afresh
         raise
-
-
-def _record_if_new(dataset: str, archive_name: str, digest: str, size: int,
-                   source: str) -> None:
-    """Lock a first-seen archive's checksum, once it has unpacked safely."""
-    if locked(dataset, archive_name) is None:
-        record(dataset, archive_name, digest, size, source)
 
 
 def _no_source_message(card: DatasetCard, errors: list[str]) -> str:
@@ -317,10 +310,9 @@ def _import(card: DatasetCard, src: Path, raw: Path, limits: Limits) -> FetchRes
     archive_kind(src)  # refuse a saved HTML page early, with the file's name
     url = next((u for u in card.urls if u.archive == src.name), None)
     digest = sha256_file(src)
-    how = verify(card.name, src.name, digest, src.stat().st_size, str(src.resolve()),
-                 url.sha256 if url else None, record_new=False)
+    how = verify(card.name, src.name, digest, str(src.resolve()), url.sha256 if url else None)
     files = _install_archive(src, raw, limits)
-    _record_if_new(card.name, src.name, digest, src.stat().st_size, str(src.resolve()))
+    record_new(card.name, src.name, digest, src.stat().st_size, str(src.resolve()))
     return _finish(card.name, raw, str(src.resolve()), src.name, digest, how, files)
 
 

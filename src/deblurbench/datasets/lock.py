@@ -71,34 +71,41 @@ def record(dataset: str, archive: str, sha256: str, size_bytes: int, source: str
             os.unlink(tmp)
 
 
-def verify(dataset: str, archive: str, sha256: str, size_bytes: int, source: str,
-           card_sha256: str | None = None, path: Path | None = None,
-           record_new: bool = True) -> str:
-    """Check a finished file against the card, then the lock; record it when unknown (unless
-    ``record_new`` is False: fetch records only once the archive has unpacked safely, so a
-    bomb or a cut download never becomes the locked checksum).
+def verify(dataset: str, archive: str, sha256: str, source: str,
+           card_sha256: str | None = None, path: Path | None = None) -> str:
+    """Check a finished file against the card, then the lock; writes nothing.
 
-    Returns how it was verified: ``card``, ``lock`` or ``recorded`` (first download).
+    Returns how it was verified: ``card``, ``lock``, or ``recorded`` (first seen: the caller
+    locks it with :func:`record_new` once the archive has unpacked safely, so a bomb or a cut
+    download never becomes the locked checksum).
     """
     if card_sha256:
         if card_sha256.lower() != sha256:
             raise ChecksumError(f"{source}: sha256 {sha256} does not match the card's "
                                 f"{card_sha256.lower()} for {dataset}/{archive}")
-        how = "card"
-    else:
-        entry = locked(dataset, archive, path)
-        if entry is not None:
-            if entry["sha256"] != sha256:
-                raise ChecksumError(
-                    f"{source}: sha256 {sha256} does not match {entry['sha256']} recorded in "
-                    f"{path or lock_path()} for {dataset}/{archive} on {entry.get('recorded')} "
-                    f"(a changed or corrupted archive; delete that entry only if you trust "
-                    f"the new one)")
-            return "lock"
-        how = "recorded"
-    if record_new and locked(dataset, archive, path) is None:
-        record(dataset, archive, sha256, size_bytes, source, path)
-    return how
+        return "card"
+    entry = locked(dataset, archive, path)
+    if entry is None:
+        return "recorded"
+    if entry["sha256"] != sha256:
+        raise ChecksumError(
+            f"{source}: sha256 {sha256} does not match {entry['sha256']} recorded in "
+            f"{path or lock_path()} for {dataset}/{archive} on {entry.get('recorded')} "
+            f"(a changed or corrupted archive; delete that entry only if you trust the new one)")
+    return "lock"
+
+
+def record_new(dataset: str, archive: str, sha256: str, size_bytes: int, source: str,
+               path: Path | None = None) -> bool:
+    """Lock a verified archive's checksum unless one is locked already; True if written.
+
+    The one place a first-seen checksum is recorded; fetch calls it only after the archive has
+    unpacked safely. Card-verified archives are locked too, so they stay checked should the
+    card's checksum be dropped."""
+    if locked(dataset, archive, path) is not None:
+        return False
+    record(dataset, archive, sha256, size_bytes, source, path)
+    return True
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
