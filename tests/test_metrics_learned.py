@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import cv2
+import huggingface_hub
 import lpips
 import numpy as np
 import pytest
@@ -110,6 +111,7 @@ def test_weights_download_fetches_checks_and_places_files_from_a_mirror(tmp_path
     from deblurbench.metrics import classical_models as cm
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
     www = tmp_path / "www"
     www.mkdir()
     mat = cm.pyiqa_opts(cm.NIQE_BASICSR)[0]["pretrained_model_path"].getvalue()
@@ -126,8 +128,9 @@ def test_weights_download_fetches_checks_and_places_files_from_a_mirror(tmp_path
     assert done["alexnet-owt-7be5be79.pth"].startswith("failed:") and \
         "sha256" in done["alexnet-owt-7be5be79.pth"]
     assert done["ckpt_koniq10k.pt"].startswith("failed:")
-    assert done["timm/vit_base_patch8_224.augreg2_in21k_ft_in1k/model.safetensors"].startswith(
-        "skipped: a Hugging Face hub file")
+    assert done["timm/vit_base_patch8_224.augreg2_in21k_ft_in1k/model.safetensors"] == (
+        f"failed: {srv.url('')}timm/vit_base_patch8_224.augreg2_in21k_ft_in1k/"
+        f"model.safetensors: HTTP 404 Not Found")  # hub files: tests/test_weights_hf.py
     # nothing that failed a check is in place, and no staging folder is left behind
     assert weights.files_reason("lpips_alex") and weights.files_reason("maniqa")
     hub = tmp_path / "torch" / "hub"
