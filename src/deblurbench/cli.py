@@ -168,9 +168,11 @@ def cmd_methods_train(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from deblurbench.metrics.scorer import score_run
+    from deblurbench.metrics.scorer import Batching, score_run
 
     p = _params(args)
+    batching = Batching(args.batch_size or p.score.batch_size,
+                        int(p.score.batch_megapixels * 1e6))
     methods = args.method or p.run.methods
     datasets = args.dataset or p.datasets
     splits = args.split or p.run.splits
@@ -185,7 +187,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                                 reference=args.reference or p.score.reference,
                                 regions_on=p.score.regions if args.regions is None
                                 else args.regions, device=args.device or p.score.device,
-                                pba=p.pba)
+                                pba=p.pba, batching=batching)
                 means = "  ".join(f"{k}={v:.4f}" for k, v in res["means"].items())
                 print(f"{res['run_id']}: {res['status']} ({res['n_images']} images) {means}")
                 # Each missing-weights reason once per call, not once per run.
@@ -424,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--regions", action=argparse.BooleanOptionalAction, default=None,
                    help="also score per PBA blur level (default: params score.regions)")
     p.add_argument("--device", help="device for learned metrics (default: params)")
+    p.add_argument("--batch-size", type=int, help="same-size images per forward pass of "
+                   "batchable metrics (default: params score.batch_size)")
     p.set_defaults(func=cmd_score)
 
     w = sub.add_parser("weights", help="weight files of learned metrics")

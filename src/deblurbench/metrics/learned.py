@@ -8,7 +8,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from deblurbench.metrics.pyiqa_metrics import TILE_ABOVE_PIXELS, TILING, tiled, tiles, to_tensor
+from deblurbench.metrics.pyiqa_metrics import (
+    TILE_ABOVE_PIXELS,
+    TILING,
+    batched,
+    tiled,
+    tiles,
+    to_batch,
+    to_tensor,
+)
 from deblurbench.metrics.spec import Computer, Metric, MetricSpec, MetricUnavailable, register
 from deblurbench.metrics.weights import REQUIRED, unavailable_reason
 
@@ -23,8 +31,14 @@ def lpips_computer(model, device: str = "cpu") -> Computer:
             out = model(to_tensor(restored, device), to_tensor(reference, device), normalize=True)
         return out[0, 0].cpu().numpy().astype(np.float64) if spatial else float(out.flatten()[0])
 
+    def many(restored: list, references: list) -> list[float]:
+        model.spatial = False
+        with torch.no_grad():
+            out = model(to_batch(restored, device), to_batch(references, device), normalize=True)
+        return [float(v) for v in out.reshape(-1)]
+
     def fn(restored, reference):
-        return float(tiled(lambda r, s: forward(r, s, False), restored, reference))
+        return float(tiled(lambda r, s: forward(r, s, False), restored, reference, many))
 
     def spatial_map(restored, reference):
         h, w = restored.shape[:2]
@@ -39,7 +53,7 @@ def lpips_computer(model, device: str = "cpu") -> Computer:
         smap = spatial_map(restored, reference)
         return {k: float(smap[m].mean()) for k, m in masks.items() if m.any()}
 
-    return Computer(fn, region_fn)
+    return Computer(fn, region_fn, batch_fn=batched(fn, many))
 
 
 def _build(net: str):

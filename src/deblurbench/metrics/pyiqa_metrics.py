@@ -29,6 +29,7 @@ from deblurbench.metrics.weights import files_reason, unavailable_reason
 MS_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 TILE = 1024
 TILE_ABOVE_PIXELS = 4_000_000  # SDD's 4096x2160 (8.8 MP) is tiled; DPDD's 1.9 MP is not
+TILE_BATCH = 4  # same-shape tiles scored in one forward pass
 TILING = (f"images above {TILE_ABOVE_PIXELS / 1e6:g} MP are cut into {TILE}x{TILE} tiles (edge "
           f"tiles smaller, none under 64 px); the value is the area-weighted mean of tile values")
 
@@ -36,6 +37,11 @@ TILING = (f"images above {TILE_ABOVE_PIXELS / 1e6:g} MP are cut into {TILE}x{TIL
 def to_tensor(img: np.ndarray, device: str = "cpu") -> torch.Tensor:
     """float32 HxWx3 [0, 1] -> 1x3xHxW tensor on ``device``."""
     return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].to(device)
+
+
+def to_batch(imgs: list[np.ndarray], device: str = "cpu") -> torch.Tensor:
+    """Same-size float32 HxWx3 images -> Nx3xHxW tensor on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(np.stack(imgs))).permute(0, 3, 1, 2).to(device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,17 +133,43 @@ def tiles(h: int, w: int, tile: int = TILE) -> list[tuple[int, int, int, int]]:
     return [(a, b, c, d) for a, b in cuts(h) for c, d in cuts(w)]
 
 
-def tiled(fn, restored, reference):
+def tiled(fn, restored, reference, many=None):
+    """``fn`` on the image, or on its tiles (area-weighted mean) above ``TILE_ABOVE_PIXELS``.
+
+    ``many(restored_tiles, reference_tiles) -> values`` scores same-shape tiles in one forward
+    pass (at most ``TILE_BATCH`` at a time); the value is the same, the model runs fewer times.
+    """
     h, w = restored.shape[:2]
     if h * w <= TILE_ABOVE_PIXELS:
         return fn(restored, reference)
-    total, area = 0.0, 0
-    for y0, y1, x0, x1 in tiles(h, w):
-        ref = None if reference is None else reference[y0:y1, x0:x1]
-        a = (y1 - y0) * (x1 - x0)
-        total += fn(restored[y0:y1, x0:x1], ref) * a
-        area += a
-    return total / area
+    boxes = tiles(h, w)
+    values = [0.0] * len(boxes)
+    by_shape: dict[tuple[int, int], list[int]] = {}
+    for i, (y0, y1, x0, x1) in enumerate(boxes):
+        by_shape.setdefault((y1 - y0, x1 - x0), []).append(i)
+    for idx in by_shape.values():
+        for k in range(0, len(idx), TILE_BATCH if many is not None else 1):
+            part = idx[k:k + TILE_BATCH] if many is not None else idx[k:k + 1]
+            crops = [(slice(boxes[i][0], boxes[i][1]), slice(boxes[i][2], boxes[i][3]))
+                     for i in part]
+            rs = [restored[c] for c in crops]
+            ss = [None if reference is None else reference[c] for c in crops]
+            got = many(rs, ss) if many is not None and len(part) > 1 else [fn(rs[0], ss[0])]
+            for i, v in zip(part, got, strict=True):
+                values[i] = v
+    areas = [(y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes]
+    return float(sum(v * a for v, a in zip(values, areas, strict=True)) / sum(areas))
+
+
+def batched(fn, many):
+    """A metric's ``batch_fn``: one forward pass over same-size images, each image scored as
+    ``fn`` would (tiled images go one at a time, their tiles batched by ``tiled``)."""
+    def batch_fn(restored: list, references: list) -> list[float]:
+        h, w = restored[0].shape[:2]
+        if h * w > TILE_ABOVE_PIXELS:
+            return [fn(r, s) for r, s in zip(restored, references, strict=True)]
+        return many(restored, references)
+    return batch_fn
 
 
 def _finite(name: str, value: float) -> float:
@@ -147,9 +179,11 @@ def _finite(name: str, value: float) -> float:
 
 
 def pyiqa_build(name: str, pyiqa_name: str, fr: bool, packaged: PackagedModel | None = None,
-                **opts):
+                batch: bool = True, **opts):
     """``packaged``: parameters from an installed package, chosen when the spec was registered
-    (its version names them); else pyiqa's own weight files."""
+    (its version names them); else pyiqa's own weight files. ``batch``: the model gives each
+    image of a batch the value it gives it alone (tests/test_scoring_batch.py), so the engine
+    may batch it; BRISQUE does not (its float32 batch statistics move values by ~1e-4)."""
     def build(device: str) -> Computer:
         expected: dict[str, float] = {}
         if packaged is not None:
@@ -168,23 +202,31 @@ def pyiqa_build(name: str, pyiqa_name: str, fr: bool, packaged: PackagedModel | 
                 raise MetricUnavailable(f"{name}: {packaged.label} has {attr}={want}, pyiqa's "
                                         f"{pyiqa_name} uses {getattr(model.net, attr)}")
 
-        def one(restored, reference):
+        def many(restored: list, references: list) -> list[float]:
             with torch.no_grad():
-                args = [to_tensor(restored, device)]
+                args = [to_batch(restored, device)]
                 if fr:
-                    args.append(to_tensor(reference, device))
+                    args.append(to_batch(references, device))
                 try:
-                    v = float(model(*args).flatten()[0])
+                    out = model(*args).reshape(-1)
                 except (RuntimeError, ValueError, ZeroDivisionError) as exc:
                     raise MetricFailure(f"{name}: {type(exc).__name__}: {exc}") from None
-            return _finite(name, v)
+            if out.numel() != len(restored):
+                raise MetricFailure(f"{name}: {out.numel()} values for {len(restored)} images")
+            return [_finite(name, float(v)) for v in out]
 
-        return Computer(lambda r, s=None: tiled(one, r, s if fr else None))
+        def one(restored, reference):
+            return many([restored], [reference])[0]
+
+        def fn(r, s=None):
+            return tiled(one, r, s if fr else None, many)
+
+        return Computer(fn, batch_fn=batched(fn, many) if batch else None)
     return build
 
 
 def _nr(name, version, pyiqa_name, direction, rng, definition, family="no-reference",
-        fr=False, tiling=TILING, **opts):
+        fr=False, tiling=TILING, batch=True, **opts):
     from deblurbench.metrics.weights import REQUIRED
 
     # Packaged parameters, when installed, win over pyiqa's download: the choice is made here,
@@ -205,7 +247,7 @@ def _nr(name, version, pyiqa_name, direction, rng, definition, family="no-refere
         library="pyiqa", colour_space="RGB", window="model", data_range=1.0, crop=0,
         definition=definition, identical_value=0.0 if fr else None, value_range=rng,
         weights=weights, family=family, tiling=tiling),
-        None, "pyiqa", build=pyiqa_build(name, pyiqa_name, fr, packaged, **opts),
+        None, "pyiqa", build=pyiqa_build(name, pyiqa_name, fr, packaged, batch, **opts),
         available=available))
 
 
@@ -215,7 +257,7 @@ _nr("dists", "pyiqa-1", "dists", "lower", (0.0, 1.0),
 _nr("niqe", "pyiqa-1", "niqe", "lower", (0.0, float("inf")),
     "pyiqa NIQE (Mittal et al. 2013) on YIQ luma, MATLAB pristine model parameters")
 _nr("brisque", "pyiqa-1", "brisque", "lower", (0.0, 150.0),
-    "pyiqa BRISQUE (Mittal et al. 2012) on luma, piq's SVR weights")
+    "pyiqa BRISQUE (Mittal et al. 2012) on luma, piq's SVR weights", batch=False)
 _nr("musiq", "pyiqa-koniq-1", "musiq", "higher", (0.0, 100.0),
     "pyiqa MUSIQ (Ke et al. 2021), KonIQ-10k checkpoint")
 _nr("maniqa", "pyiqa-koniq-1", "maniqa", "higher", (0.0, 1.0),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +50,22 @@ class ScoreError(ValueError):
     """An output that cannot be scored (missing, wrong size, NaN); names the image."""
 
 
+@dataclass(frozen=True)
+class Batching:
+    """How many same-size images the engine scores together for metrics with a ``batch_fn``.
+
+    A group never holds more than ``max_pixels`` pixels, so 4096x2160 images come one at a
+    time and memory stays flat; values do not depend on it (tested), so it is not in the spec.
+    """
+
+    size: int = 4
+    max_pixels: int = 8_000_000
+
+    def __post_init__(self) -> None:
+        if self.size < 1 or self.max_pixels < 1:
+            raise ValueError(f"batch size and pixel budget must be positive, got {self}")
+
+
 class _ProtocolView:
     """``METRICS.get(name)``: the default protocol's metric (kept for existing callers)."""
 
@@ -78,11 +94,13 @@ def score_run(method: str, dataset: str, split: str, db_path: str | Path,
               metrics: list[str], protocol: str = "defocus",
               metrics_dir: str | Path | None = None, reference: str = "original",
               regions_on: bool = False, device: str = "cpu",
-              pba: dict | None = None, method_row: dict | None = None) -> dict:
+              pba: dict | None = None, method_row: dict | None = None,
+              batching: Batching | None = None) -> dict:
     """Score one (method, dataset, split) run; returns {run_id, status, error, n_images, means,
     unavailable}. ``pba`` is params.yaml's pba section (the regions' PBA settings).
     ``method_row`` overrides columns of the run's ``methods`` row (a submission's source and
-    card), written in the same transaction as the scores."""
+    card), written in the same transaction as the scores. ``batching``: how many same-size
+    images metrics with a batch path score together (default ``Batching()``)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
     if reference not in REFERENCES:
@@ -119,7 +137,7 @@ def score_run(method: str, dataset: str, split: str, db_path: str | Path,
             computers = _prepare(chosen, state, rows, dcard)
             try:
                 _score_images(con, rid, fp, dataset, split, method, rows, computers, sids,
-                              staged, rcfg, reference)
+                              staged, rcfg, reference, batching or Batching())
                 _dataset_level(con, rid, fp, method, dataset, split, rows, computers, sids,
                                state)
             except ScoreError as exc:
@@ -193,31 +211,79 @@ def _load_pair(method, dataset, split, r, rcfg, reference):
     return restored, sharp, valid, blurry
 
 
+def groups(rows: list, batching: Batching) -> list[list]:
+    """Consecutive rows cut into groups of one image size within the batching budget."""
+    out: list[list] = []
+    for r in rows:
+        g = out[-1] if out else None
+        if (g is None or len(g) >= batching.size
+                or (r.height, r.width) != (g[0].height, g[0].width)
+                or (len(g) + 1) * r.height * r.width > batching.max_pixels):
+            out.append([r])
+        else:
+            g.append(r)
+    return out
+
+
 def _score_images(con, rid, fp, dataset, split, method, rows, computers, sids, staged,
-                  rcfg, reference) -> None:
-    todo = [r for r in rows.itertuples() if r.image_id not in staged]
-    bar = tqdm(total=len(rows), initial=len(rows) - len(todo), unit="img", mininterval=0,
-               desc=f"score {method} on {dataset}/{split}")
+                  rcfg, reference, batching: Batching) -> None:
+    todo = groups([r for r in rows.itertuples() if r.image_id not in staged], batching)
+    bar = tqdm(total=len(rows), initial=len(rows) - sum(map(len, todo)), unit="img",
+               mininterval=0, desc=f"score {method} on {dataset}/{split}")
+    # One loader thread decodes the next group while this one is scored: at most two groups
+    # of pairs are in memory.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        load = lambda r: pool.submit(_load_pair, method, dataset, split, r,
-                                     rcfg, reference)
+        load = lambda g: [pool.submit(_load_pair, method, dataset, split, r, rcfg, reference)
+                          for r in g]
         nxt = load(todo[0]) if todo else None
-        for i, r in enumerate(todo):
-            try:
-                restored, sharp, valid, blurry = nxt.result()
-            except ImageError as exc:
-                raise ScoreError(f"image {r.image_id!r}: {exc}") from None
+        for i, group in enumerate(todo):
+            pairs = []
+            for r, fut in zip(group, nxt, strict=True):
+                try:
+                    pairs.append(fut.result())
+                except ImageError as exc:
+                    raise ScoreError(f"image {r.image_id!r}: {exc}") from None
             nxt = load(todo[i + 1]) if i + 1 < len(todo) else None
-            staged_rows = _score_one(rid, fp, dataset, split, r.image_id, restored, sharp,
-                                     valid, blurry, computers, sids, rcfg)
+            batch = _score_batched(group, pairs, computers)
+            staged_rows = []
+            for j, (r, (restored, sharp, valid, blurry)) in enumerate(zip(group, pairs)):
+                staged_rows += _score_one(rid, fp, dataset, split, r.image_id, restored, sharp,
+                                          valid, blurry, computers, sids, rcfg,
+                                          {k: v[j] for k, v in batch.items()})
             with db.transaction(con):
                 db.stage_rows(con, staged_rows)
-            bar.update(1)
+            del pairs
+            bar.update(len(group))
     bar.close()
 
 
+def _score_batched(group, pairs, computers) -> dict[str, list[float]]:
+    """{metric: one value per image} for the metrics scored in one pass over the group.
+
+    A metric that fails on the batch (one flat image for NIQE) is left to the per-image path,
+    which records which image failed and why."""
+    if len(group) < 2:
+        return {}
+    out = {}
+    for name, (m, comp) in computers.items():
+        if comp.batch_fn is None or m.spec.kind == "dataset":
+            continue
+        refs = [sharp for _, sharp, _, _ in pairs] if m.spec.kind == "FR" else [None] * len(pairs)
+        if m.spec.kind == "FR" and any(s is None for s in refs):
+            continue
+        if m.spec.kind == "FR" and comp.region_fn is not None and pairs[0][2] is not None:
+            continue  # aligned ground truth: the value is over the valid mask, per image
+        try:
+            out[name] = comp.batch_fn([p[0] for p in pairs], refs)
+        except MetricFailure:
+            continue
+    return out
+
+
 def _score_one(rid, fp, dataset, split, image_id, restored, sharp, valid, blurry, computers,
-               sids, rcfg) -> list[tuple]:
+               sids, rcfg, done: dict[str, float] | None = None) -> list[tuple]:
+    """Staging rows of one image; ``done`` holds values already computed in a batch."""
+    done = done or {}
     out = [(rid, fp, image_id, MARK, "all", None, None, None)]
     masks = None
     if blurry is not None:
@@ -231,7 +297,9 @@ def _score_one(rid, fp, dataset, split, image_id, restored, sharp, valid, blurry
             continue
         ref = sharp if m.spec.kind == "FR" else None
         try:
-            if valid is not None and comp.region_fn is not None:
+            if name in done:
+                value = float(done[name])
+            elif valid is not None and comp.region_fn is not None:
                 value = comp.region_fn(restored, ref, {"all": valid}).get("all")
                 if value is None:
                     raise MetricFailure("the aligned ground truth has no valid pixel")

@@ -75,7 +75,9 @@ class Computer:
     fn: MetricFn
     region_fn: RegionFn | None = None
     dataset_fn: Callable[[list[Any], list[Any]], float] | None = None
-    features: Callable[[np.ndarray], Any] | None = None  # per-image part of a dataset metric
+    #: f([restored], [reference]) -> [value]: same-size images in one pass, each value equal to
+    #: ``fn``'s on that image (to float rounding); the engine groups images for it.
+    batch_fn: Callable[[list[np.ndarray], list[np.ndarray | None]], list[float]] | None = None
 
 
 @dataclass(frozen=True)
