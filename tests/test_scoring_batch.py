@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import tracemalloc
-from pathlib import Path
 from types import SimpleNamespace
 
 import cv2
@@ -19,8 +18,16 @@ import lpips
 import numpy as np
 import pytest
 import torch
-import yaml
 from conftest import cli
+from scoring_kit import (
+    SIGMAS,
+    make_blur_ladder,
+    make_card,
+    make_dataset,
+    photo,
+    scores,
+    spec_ids,
+)
 
 from deblurbench.datasets.manifest import prepare
 from deblurbench.io import read_image, write_png
@@ -45,39 +52,6 @@ if RANDOM_LPIPS not in METRICS:
         data_range=1.0, crop=0, definition="LPIPS with a seeded random AlexNet (tests only)",
         identical_value=0.0, family="perceptual", regions=True), None, "lpips",
         build=_random_lpips))
-
-
-def photo(seed: int, h: int = 96, w: int = 128) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.clip(cv2.GaussianBlur(rng.random((h, w, 3)).astype(np.float32), (0, 0), 1.2)
-                   * 1.6 - 0.3, 0, 1)
-
-
-def make_card(project, name: str, bits: int) -> Path:
-    """A test data set card in the flat synthetic layout; returns its raw test folder."""
-    card = yaml.safe_load((project / "datasets/synthetic-defocus.yaml").read_text())
-    card |= {"name": name, "splits": {"test": None}, "bit_depth": bits, "title": name}
-    (project / "datasets" / f"{name}.yaml").write_text(yaml.safe_dump(card))
-    return project / "datasets" / name / "raw" / "test"
-
-
-def make_dataset(project, name: str, pairs: dict[str, tuple[np.ndarray, np.ndarray]],
-                 bits: int = 16) -> None:
-    """A test data set of these (blurry, sharp) pairs, prepared through the real manifest code."""
-    raw = make_card(project, name, bits)
-    for image_id, (blurry, sharp) in pairs.items():
-        write_png(raw / "blurry" / f"{image_id}.png", blurry, bits=bits)
-        write_png(raw / "sharp" / f"{image_id}.png", sharp, bits=bits)
-    prepare(name)
-
-
-def scores(db, run_id: str, metric: str) -> dict[str, float]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return dict(con.execute("SELECT image_id, value FROM scores WHERE run_id = ? AND "
-                                "metric = ? AND region = 'all'", [run_id, metric]).fetchall())
-    finally:
-        con.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,17 +125,7 @@ def test_brisque_has_no_batch_path_since_batching_moves_its_values():
 
 @pytest.fixture
 def blur_ladder(project):
-    """Three photos, each as identical (sigma 0) and increasingly blurred 'blurry' inputs; the
-    identity method's outputs are those inputs."""
-    pairs = {}
-    for k in range(3):
-        sharp = photo(20 + k)
-        for sigma in (0, 1, 2, 4):
-            blurry = sharp if sigma == 0 else cv2.GaussianBlur(sharp, (0, 0), sigma)
-            pairs[f"p{k}-s{sigma}"] = (blurry, sharp)
-    make_dataset(project, "ladder", pairs)
-    cli("methods", "run", "identity", "--dataset", "ladder", cwd=project)
-    return project
+    return make_blur_ladder(project)
 
 
 def test_a_random_weight_learned_metric_through_the_engine_is_a_distance(blur_ladder):
@@ -171,7 +135,7 @@ def test_a_random_weight_learned_metric_through_the_engine_is_a_distance(blur_la
     assert res["status"] == "ok" and res["n_images"] == 12
     v = scores(p / "a.duckdb", res["run_id"], RANDOM_LPIPS)
     for k in range(3):
-        ladder = [v[f"p{k}-s{s}"] for s in (0, 1, 2, 4)]
+        ladder = [v[f"p{k}-s{s}"] for s in SIGMAS]
         assert ladder[0] == pytest.approx(0.0, abs=1e-7)
         assert all(a < b for a, b in itertools.pairwise(ladder)), ladder
     # One image at a time gives the same numbers under the same spec.
@@ -180,15 +144,8 @@ def test_a_random_weight_learned_metric_through_the_engine_is_a_distance(blur_la
     w = scores(p / "b.duckdb", one["run_id"], RANDOM_LPIPS)
     assert w.keys() == v.keys()
     assert [w[k] for k in sorted(w)] == pytest.approx([v[k] for k in sorted(v)], abs=1e-6)
-    con = duckdb.connect(str(p / "a.duckdb"), read_only=True)
-    spec_a = con.execute("SELECT DISTINCT spec_id FROM scores WHERE metric = ?",
-                         [RANDOM_LPIPS]).fetchall()
-    con.close()
-    con = duckdb.connect(str(p / "b.duckdb"), read_only=True)
-    spec_b = con.execute("SELECT DISTINCT spec_id FROM scores WHERE metric = ?",
-                         [RANDOM_LPIPS]).fetchall()
-    con.close()
-    assert spec_a == spec_b and len(spec_a) == 1
+    spec_a = spec_ids(p / "a.duckdb", RANDOM_LPIPS)
+    assert spec_a == spec_ids(p / "b.duckdb", RANDOM_LPIPS) and len(spec_a) == 1
 
 
 def test_one_failing_image_in_a_batch_fails_alone(project):
