@@ -18,6 +18,7 @@ import lpips
 import numpy as np
 import pytest
 import torch
+import yaml
 from conftest import cli
 from scoring_kit import (
     SIGMAS,
@@ -29,6 +30,7 @@ from scoring_kit import (
     spec_ids,
 )
 
+from deblurbench.config import ConfigError, load_params
 from deblurbench.datasets.manifest import prepare
 from deblurbench.io import read_image, write_png
 from deblurbench.methods.runner import output_path, run_method
@@ -66,8 +68,26 @@ def test_groups_hold_one_image_size_within_the_count_and_pixel_budget():
     assert {(r.height, r.width) for r in got[2] + got[3]} == {(100, 100), (50, 50)}
     # A budget below one image still scores it, alone.
     assert [len(g) for g in groups(rows[:3], Batching(size=8, max_pixels=10))] == [1, 1, 1]
-    with pytest.raises(ValueError, match="positive"):
-        Batching(size=0)
+    for bad in (0, -1, True, "4"):
+        with pytest.raises(ValueError, match="positive"):
+            Batching(size=bad)
+
+
+def test_auto_batching_is_four_on_cuda_and_one_on_cpu_and_flows_from_params(project):
+    assert Batching().on("cuda").size == 4 and Batching().on("cuda:1").size == 4
+    assert Batching().on("cpu").size == 1
+    assert Batching(3, 100).on("cuda") == Batching(3, 100)  # a count is kept as given
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert load_params(project / "params.yaml").score.batch_size == "auto"
+    params["score"]["batch_size"] = 2
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    assert load_params(project / "params.yaml").score.batch_size == 2
+    params["score"]["batch_size"] = "many"
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match="batch_size"):
+        load_params(project / "params.yaml")
+    bad = cli("score", "--batch-size", "0", cwd=project, check=False)
+    assert bad.returncode == 2 and "positive integer or auto" in bad.stderr
 
 
 def test_tiles_of_a_large_image_are_batched_by_shape_and_give_the_same_value():

@@ -152,9 +152,9 @@ def test_a_killed_scoring_resumes_without_rescoring_finished_images(project):
             write_png(base / split / "blurry" / f"img-{i:03d}.png", sharp * 0.9)
     cli("datasets", "prepare", "synthetic-defocus", cwd=project)
     cli("methods", "run", "identity", "--dataset", "synthetic-defocus", cwd=project)
-    # Images are staged a batch (params score.batch_size = 4) at a time: kill after two.
+    # Images are staged a batch at a time: with four per batch, the kill lands after two.
     kill_scoring_after(project, 8, n, "--method", "identity", "--metric", "psnr",
-                       "--metric", "ssim")
+                       "--metric", "ssim", "--batch-size", "4")
     con = duckdb.connect(str(project / DB), read_only=True)
     staged = con.execute("SELECT count(DISTINCT image_id) FROM score_staging").fetchone()[0]
     public = con.execute("SELECT count(*) FROM scores").fetchone()[0]

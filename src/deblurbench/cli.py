@@ -167,6 +167,18 @@ def cmd_methods_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch_size(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or auto, got {text!r}")
+    return n
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from deblurbench.metrics.scorer import Batching, score_run
 
@@ -426,8 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--regions", action=argparse.BooleanOptionalAction, default=None,
                    help="also score per PBA blur level (default: params score.regions)")
     p.add_argument("--device", help="device for learned metrics (default: params)")
-    p.add_argument("--batch-size", type=int, help="same-size images per forward pass of "
-                   "batchable metrics (default: params score.batch_size)")
+    p.add_argument("--batch-size", type=_batch_size, help="same-size images per forward pass "
+                   "of batchable metrics, or auto (default: params score.batch_size)")
     p.set_defaults(func=cmd_score)
 
     w = sub.add_parser("weights", help="weight files of learned metrics")

@@ -161,7 +161,8 @@ class ScoreParams:
     reference: str = "original"  # or "aligned": the data set's aligned GT with its valid mask
     device: str = "auto"  # learned metrics: cuda when present, else cpu
     reported: str | None = "leaderboard/reported.csv"  # papers' numbers loaded beside ours
-    batch_size: int = 4  # same-size images per forward pass of batchable (learned) metrics
+    # same-size images per forward pass of batchable (learned) metrics; auto: 4 on CUDA, 1 on CPU
+    batch_size: int | Literal["auto"] = "auto"
     batch_megapixels: float = 8.0  # ... within this many pixels: SDD's 8.8 MP go one at a time
 
 

@@ -19,6 +19,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from tqdm import tqdm
@@ -50,20 +51,34 @@ class ScoreError(ValueError):
     """An output that cannot be scored (missing, wrong size, NaN); names the image."""
 
 
+#: ``batch_size: auto``: images per forward pass on each kind of device. On 2 CPU cores a batch
+#: is no faster (bench/bench_batching.py: LPIPS 1.02x, DISTS 0.74x), so CPUs take one at a time.
+AUTO_BATCH = {"cuda": 4, "cpu": 1}
+
+
 @dataclass(frozen=True)
 class Batching:
     """How many same-size images the engine scores together for metrics with a ``batch_fn``.
 
-    A group never holds more than ``max_pixels`` pixels, so 4096x2160 images come one at a
-    time and memory stays flat; values do not depend on it (tested), so it is not in the spec.
+    ``size`` is a count or ``"auto"`` (``AUTO_BATCH`` for the scoring device). A group never
+    holds more than ``max_pixels`` pixels, so 4096x2160 images come one at a time and memory
+    stays flat; values do not depend on either (tested), so neither is in the spec.
     """
 
-    size: int = 4
+    size: int | Literal["auto"] = "auto"
     max_pixels: int = 8_000_000
 
     def __post_init__(self) -> None:
-        if self.size < 1 or self.max_pixels < 1:
-            raise ValueError(f"batch size and pixel budget must be positive, got {self}")
+        if (self.size != "auto" and (isinstance(self.size, bool) or not isinstance(self.size, int)
+                                     or self.size < 1)) or self.max_pixels < 1:
+            raise ValueError(f"batch size must be 'auto' or positive and the pixel budget "
+                             f"positive, got {self}")
+
+    def on(self, device: str) -> Batching:
+        """The batching with ``auto`` resolved for ``device``."""
+        if self.size != "auto":
+            return self
+        return Batching(AUTO_BATCH.get(device.split(":")[0], 1), self.max_pixels)
 
 
 class _ProtocolView:
@@ -100,7 +115,7 @@ def score_run(method: str, dataset: str, split: str, db_path: str | Path,
     unavailable}. ``pba`` is params.yaml's pba section (the regions' PBA settings).
     ``method_row`` overrides columns of the run's ``methods`` row (a submission's source and
     card), written in the same transaction as the scores. ``batching``: how many same-size
-    images metrics with a batch path score together (default ``Batching()``)."""
+    images metrics with a batch path score together (default ``Batching()``: auto)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
     if reference not in REFERENCES:
@@ -137,7 +152,7 @@ def score_run(method: str, dataset: str, split: str, db_path: str | Path,
             computers = _prepare(chosen, state, rows, dcard)
             try:
                 _score_images(con, rid, fp, dataset, split, method, rows, computers, sids,
-                              staged, rcfg, reference, batching or Batching())
+                              staged, rcfg, reference, (batching or Batching()).on(_DEVICE[0]))
                 _dataset_level(con, rid, fp, method, dataset, split, rows, computers, sids,
                                state)
             except ScoreError as exc:
