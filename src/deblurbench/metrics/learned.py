@@ -13,6 +13,7 @@ from deblurbench.metrics.pyiqa_metrics import (
     TILING,
     batched,
     tiled,
+    tiled_version,
     tiles,
     to_batch,
     to_tensor,
@@ -69,7 +70,7 @@ def _build(net: str):
 
 for _net, _bb in (("alex", "AlexNet"), ("vgg", "VGG16")):
     register(Metric(MetricSpec(
-        name=f"lpips_{_net}", version="lpips-0.1-1", kind="FR", direction="lower",
+        name=f"lpips_{_net}", version=tiled_version("lpips-0.1-1"), kind="FR", direction="lower",
         library="lpips", colour_space="RGB mapped to [-1, 1]", window=f"{_bb} features",
         data_range=1.0, crop=0,
         definition=f"LPIPS v0.1 (Zhang et al. 2018), {_bb} backbone with the package's linear "

@@ -32,6 +32,14 @@ TILE_ABOVE_PIXELS = 4_000_000  # SDD's 4096x2160 (8.8 MP) is tiled; DPDD's 1.9 M
 TILE_BATCH = 4  # same-shape tiles scored in one forward pass
 TILING = (f"images above {TILE_ABOVE_PIXELS / 1e6:g} MP are cut into {TILE}x{TILE} tiles (edge "
           f"tiles smaller, none under 64 px); the value is the area-weighted mean of tile values")
+#: The tiling in a metric's version (the issue's rule: a tiled definition is another version),
+#: so that a change of TILE or TILE_ABOVE_PIXELS can never hide behind the same version.
+TILING_TAG = f"tiles{TILE}-above{TILE_ABOVE_PIXELS / 1e6:g}MP"
+
+
+def tiled_version(version: str, tiling: str = TILING) -> str:
+    """``version`` with the tiling tag when the metric tiles large images."""
+    return version if tiling == "none" else f"{version}+{TILING_TAG}"
 
 
 def to_tensor(img: np.ndarray, device: str = "cpu") -> torch.Tensor:
@@ -234,6 +242,7 @@ def _nr(name, version, pyiqa_name, direction, rng, definition, family="no-refere
     packaged = PACKAGED.get(name)
     if packaged is not None and packaged.path() is None:
         packaged = None
+    version = tiled_version(version, tiling)
     if packaged is not None:
         version += packaged.version_suffix
         weights = (f"{packaged.label} sha256:{packaged.sha256[:16]}",)
