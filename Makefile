@@ -36,6 +36,7 @@ test-all: setup browser
 bench: setup
 	$(BIN)/python bench/bench_pba.py
 	$(BIN)/python bench/bench_scoring.py
+	$(BIN)/python bench/bench_batching.py
 
 lint: setup
 	$(BIN)/ruff check src tests
