@@ -201,14 +201,16 @@ def _peak_bytes(project, dataset: str) -> int:
 
 
 def test_memory_stays_flat_on_4096x2160_images_however_many(project):
-    """Peak traced memory while scoring 4 SDD-sized pairs is that of 2: images stream through
-    (the pair being scored and the next one being decoded), nothing accumulates."""
+    """Scoring 6 SDD-sized pairs peaks about where scoring 2 does: images stream through (the
+    pair being scored and the next one being decoded), nothing accumulates. How the two
+    threads' peaks meet varies from run to run (by up to ~2.6 images), so the bound is two
+    pairs' worth, half of what keeping every pair would add (eight images)."""
     h, w = 2160, 4096
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     sharp = np.stack([xx / w, yy / h, 0.5 + 0.4 * np.sin(xx / 97) * np.cos(yy / 61)], -1)
     files = {"sharp": write_png(project / "sharp.png", sharp, bits=8),
              "blurry": write_png(project / "blurry.png", sharp * 0.9, bits=8)}
-    for name, n in (("big2", 2), ("big4", 4)):
+    for name, n in (("big2", 2), ("big6", 6)):
         raw = make_card(project, name, 8)
         for kind, src in files.items():
             (raw / kind).mkdir(parents=True)
@@ -217,7 +219,8 @@ def test_memory_stays_flat_on_4096x2160_images_however_many(project):
         prepare(name)
         run_method("identity", name, "test", device="cpu")
     one_image = h * w * 3 * 4  # float32 RGB
-    p2, p4 = _peak_bytes(project, "big2"), _peak_bytes(project, "big4")
-    assert p4 < 1.15 * p2, (p2 / one_image, p4 / one_image)
-    # and the peak is a few images' worth, not the data set's
-    assert p4 < 9 * one_image, p4 / one_image
+    p2, p6 = _peak_bytes(project, "big2"), _peak_bytes(project, "big6")
+    print(f"peak: {p2 / one_image:.2f} images for 2 pairs, {p6 / one_image:.2f} for 6")
+    assert p6 < p2 + 4 * one_image, (p2 / one_image, p6 / one_image)
+    # and the peak is two pairs, a decode and a band's worth of temporaries (at most ~6 images)
+    assert p6 < 7 * one_image, p6 / one_image

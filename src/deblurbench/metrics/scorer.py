@@ -246,30 +246,45 @@ def _score_images(con, rid, fp, dataset, split, method, rows, computers, sids, s
     bar = tqdm(total=len(rows), initial=len(rows) - sum(map(len, todo)), unit="img",
                mininterval=0, desc=f"score {method} on {dataset}/{split}")
     # One loader thread decodes the next group while this one is scored: at most two groups
-    # of pairs are in memory.
+    # of pairs are in memory. Pairs live only in ``pairs`` and the helpers' locals, so a
+    # scored group is freed before the group after next starts decoding.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        load = lambda g: [pool.submit(_load_pair, method, dataset, split, r, rcfg, reference)
-                          for r in g]
+        def load(group):
+            return [pool.submit(_load_pair, method, dataset, split, r, rcfg, reference)
+                    for r in group]
+
         nxt = load(todo[0]) if todo else None
         for i, group in enumerate(todo):
-            pairs = []
-            for r, fut in zip(group, nxt, strict=True):
-                try:
-                    pairs.append(fut.result())
-                except ImageError as exc:
-                    raise ScoreError(f"image {r.image_id!r}: {exc}") from None
+            pairs = _results(group, nxt)
             nxt = load(todo[i + 1]) if i + 1 < len(todo) else None
-            batch = _score_batched(group, pairs, computers)
-            staged_rows = []
-            for j, (r, (restored, sharp, valid, blurry)) in enumerate(zip(group, pairs)):
-                staged_rows += _score_one(rid, fp, dataset, split, r.image_id, restored, sharp,
-                                          valid, blurry, computers, sids, rcfg,
-                                          {k: v[j] for k, v in batch.items()})
+            staged_rows = _score_group(rid, fp, dataset, split, group, pairs, computers, sids,
+                                       rcfg)
+            del pairs
             with db.transaction(con):
                 db.stage_rows(con, staged_rows)
-            del pairs
             bar.update(len(group))
     bar.close()
+
+
+def _results(group, futures) -> list[tuple]:
+    """The decoded pairs of a group, in order; an unreadable file fails with its image id."""
+    out = []
+    for r, fut in zip(group, futures, strict=True):
+        try:
+            out.append(fut.result())
+        except ImageError as exc:
+            raise ScoreError(f"image {r.image_id!r}: {exc}") from None
+    return out
+
+
+def _score_group(rid, fp, dataset, split, group, pairs, computers, sids, rcfg) -> list[tuple]:
+    """Staging rows of a group of decoded pairs: batched metrics first, then per image."""
+    batch = _score_batched(group, pairs, computers)
+    rows = []
+    for j, (r, (restored, sharp, valid, blurry)) in enumerate(zip(group, pairs, strict=True)):
+        rows += _score_one(rid, fp, dataset, split, r.image_id, restored, sharp, valid, blurry,
+                           computers, sids, rcfg, {k: v[j] for k, v in batch.items()})
+    return rows
 
 
 def _score_batched(group, pairs, computers) -> dict[str, list[float]]:
