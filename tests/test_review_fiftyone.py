@@ -1,19 +1,28 @@
 """`deblurbench review --no-launch`: the FiftyOne dataset's slices, fields, masks, heatmaps, tags
 and saved views, read back through FiftyOne's Python API in a separate process (its own
-MongoDB under a temp folder, shut down with the process)."""
+MongoDB under a temp folder, shut down with the process).
+
+Every test that starts FiftyOne lives in this file: FiftyOne's database service attaches to any
+FiftyOne MongoDB already running on the machine, whatever its database folder, so two such tests
+on two pytest-xdist workers would write into each other's database (``--dist loadfile`` keeps a
+file's tests on one worker, one after another)."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pytest
+import yaml
 from conftest import cli
 from kit_leaderboard import TEST_IDS, build_results, db
+from realdata_kit import build_sdd, write_card, zip_folder
 
 from deblurbench.annotate.pba import load_npz
 from deblurbench.io import read_image
@@ -148,3 +157,59 @@ def test_the_database_service_is_shut_down(review):
             break
         time.sleep(0.5)
     assert str(fo_dir) not in ps, "a mongod for the test database is still running"
+
+
+def test_sdd_scored_against_the_aligned_ground_truth_as_jdrl_does(project, tmp_path):
+    """fetch -> prepare -> align -> run -> score --reference aligned: the aligned run is its own
+    run id and spec, and undoes the zoom/shift that the original ground truth still carries."""
+    counts = {"train": 1, "test": 3}
+    build_sdd(tmp_path / "src", counts)
+    zip_folder(tmp_path / "src", tmp_path / "SDD.zip")
+    write_card(project, "sdd", counts, None, None)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["datasets"] = ["sdd"]
+    params["score"]["metrics"] = ["psnr", "mae"]
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    cli("datasets", "fetch", "sdd", "--from", str(tmp_path / "SDD.zip"), cwd=project)
+    for verb in ("prepare", "align"):
+        cli("datasets", verb, "sdd", cwd=project)
+    cli("methods", "run", "identity", "--dataset", "sdd", cwd=project)
+    orig = cli("score", "--method", "identity", cwd=project).stdout
+    aligned = cli("score", "--method", "identity", "--reference", "aligned", cwd=project).stdout
+    assert "identity/sdd/test/defocus: ok (3 images)" in orig
+    assert "identity/sdd/test/defocus/aligned: ok (3 images)" in aligned
+    with duckdb.connect(str(project / "leaderboard/results.duckdb"), read_only=True) as con:
+        q = ("SELECT r.reference, avg(s.value), any_value(s.spec_id) FROM scores s JOIN runs r "
+             "USING (run_id) WHERE s.metric = 'psnr' AND s.region = 'all' GROUP BY 1")
+        res = {ref: (v, sid) for ref, v, sid in con.execute(q).fetchall()}
+        spec = con.execute("SELECT spec FROM metric_specs WHERE spec_id = ?",
+                           [res["aligned"][1]]).fetchone()[0]
+    assert res["aligned"][0] > res["original"][0] + 1.0  # alignment removes the zoom/shift
+    assert res["aligned"][1] != res["original"][1]  # different definitions, never ranked together
+    assert "valid mask" in json.loads(spec)["reference"]
+
+    # The FiftyOne review shows the aligned ground truth and ranks pairs by misalignment.
+    env = {"FIFTYONE_DATABASE_DIR": str(tmp_path / "fo-db"),
+           "FIFTYONE_DATABASE_VALIDATION": "false", "FIFTYONE_DO_NOT_TRACK": "true"}
+    cli("review", "--dataset", "sdd", "--no-launch", cwd=project, env=env)
+    read_back = (
+        "import json, fiftyone as fo\n"
+        "ds = fo.load_dataset('deblurbench-sdd-test')\n"
+        "al = ds.select_group_slices(['aligned_sharp'])\n"
+        "v = ds.load_saved_view('largest misalignment')\n"
+        "print('JSON' + json.dumps({'slices': sorted(ds.group_slices),\n"
+        "    'aligned': {s['image_id']: s.filepath for s in al},\n"
+        "    'view': [(s['image_id'], s['misalignment_px']) for s in v]}))\n")
+    proc = subprocess.run([sys.executable, "-c", read_back], capture_output=True, text=True,
+                          env=os.environ | {"DEBLURBENCH_ROOT": str(project), **env},
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.split("JSON", 1)[1])
+    assert got["slices"] == ["aligned_sharp", "blurry", "identity", "sharp"]
+    stats = pd.read_parquet(next((project / "datasets/sdd/variants").glob("*/stats.parquet")))
+    stats = stats[stats["split"] == "test"].set_index("image_id")["total_flow_mean"]
+    assert sorted(got["aligned"]) == sorted(stats.index)
+    assert all("/variants/" in p for p in got["aligned"].values())
+    want = sorted(stats.items(), key=lambda kv: -kv[1])
+    assert [i for i, _ in got["view"]] == [i for i, _ in want]
+    assert [m for _, m in got["view"]] == pytest.approx([m for _, m in want])
