@@ -20,7 +20,9 @@ if [ -f "$stamp" ] && [ -x "$VENV/bin/deblurbench" ]; then
 fi
 echo "[setup] installing the environment into $VENV (spec $hash)"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-quiet "$VENV/bin/pip" install -q --upgrade pip wheel setuptools
+# setuptools < 81: pyiqa's CLIP-IQA and LIQE import openai-clip, which imports pkg_resources,
+# gone from setuptools 81 on (tests/test_metrics_pyiqa_random.py builds both).
+quiet "$VENV/bin/pip" install -q --upgrade pip wheel "setuptools>=68,<81"
 # torch first, exact pins (ENVIRONMENT.md): the rest of the stack must not pull another torch.
 quiet "$VENV/bin/pip" install -q "torch==2.14.1" "torchvision==0.29.1"
 quiet "$VENV/bin/pip" install -q -e ".[dev]"
