@@ -40,12 +40,13 @@ def make_dataset(project: Path, name: str, pairs: dict[str, tuple[np.ndarray, np
     prepare(name)
 
 
-def make_blur_ladder(project: Path, name: str = "ladder", n: int = 3) -> Path:
+def make_blur_ladder(project: Path, name: str = "ladder", n: int = 3, h: int = 96,
+                     w: int = 128) -> Path:
     """``n`` photos, each as identical (sigma 0) and increasingly blurred 'blurry' inputs
     (ids ``p{k}-s{sigma}``); the identity method's outputs are those inputs."""
     pairs = {}
     for k in range(n):
-        sharp = photo(20 + k)
+        sharp = photo(20 + k, h, w)
         for sigma in SIGMAS:
             blurry = sharp if sigma == 0 else cv2.GaussianBlur(sharp, (0, 0), sigma)
             pairs[f"p{k}-s{sigma}"] = (blurry, sharp)

@@ -3,14 +3,17 @@
 
 No weight file can be downloaded here, so each model is pyiqa's real architecture with its
 pretrained parts replaced by seeded random ones: DISTS (random VGG16, pyiqa's alpha/beta init),
-MUSIQ (``pretrained=False``) and MANIQA (random timm ViT, two crops). The values mean nothing
-as quality; the properties tested are what any build of the metric must have.
+MUSIQ (``pretrained=False``), MANIQA (random timm ViT, two crops), CLIP-IQA and LIQE (pyiqa's
+own CLIP class, random and narrow: a ResNet for CLIP-IQA, a ViT for LIQE, as their backbones).
+The values mean nothing as quality; the properties tested are what any build of the metric
+must have.
 """
 
 from __future__ import annotations
 
 import itertools
 
+import duckdb
 import numpy as np
 import pytest
 import torch
@@ -22,6 +25,7 @@ from deblurbench.metrics.scorer import Batching, score_run
 from deblurbench.metrics.spec import METRICS, Metric, MetricSpec, get_metric, register
 
 DISTS, MUSIQ, MANIQA = "dists_random_test", "musiq_random_test", "maniqa_random_test"
+CLIPIQA, LIQE, BROKEN = "clipiqa_random_test", "liqe_random_test", "broken_build_test"
 
 
 def _seeded(build):
@@ -47,6 +51,19 @@ def _register(name: str, pyiqa_name: str, fr: bool, **opts) -> None:
 _register(DISTS, "dists", fr=True)
 _register(MUSIQ, "musiq", fr=False)
 _register(MANIQA, "maniqa", fr=False, test_sample=2)
+_register(CLIPIQA, "clipiqa", fr=False)
+_register(LIQE, "liqe", fr=False)
+
+
+def _broken(device: str):
+    raise ImportError("No module named 'pkg_resources'")
+
+
+if BROKEN not in METRICS:
+    register(Metric(MetricSpec(
+        name=BROKEN, version="test-1", kind="NR", direction="higher", library="pyiqa",
+        colour_space="RGB", window="model", data_range=1.0, crop=0,
+        definition="a model whose import fails (tests only)"), None, "pyiqa", build=_broken))
 
 
 @pytest.fixture
@@ -61,6 +78,30 @@ def random_backbones(monkeypatch):
     monkeypatch.setattr(dists_arch.models, "vgg16", lambda weights=None, **kw: vgg16(**kw))
     monkeypatch.setattr(maniqa_arch.timm, "create_model",
                         lambda name, pretrained=False, **kw: create(name, pretrained=False, **kw))
+
+
+@pytest.fixture
+def random_clip(monkeypatch, tmp_path):
+    """pyiqa's CLIP loader downloads OpenAI's weights: build its CLIP class randomly instead,
+    narrow enough for CPU tests. LIQE caches its prompts' text features in pyiqa's cache
+    folder whatever the weights: point that at a temp folder, never the user's cache."""
+    import pyiqa.archs.clipiqa_arch as clipiqa_arch
+    import pyiqa.archs.liqe_arch as liqe_arch
+    from pyiqa.archs.clip_model import CLIP
+
+    def narrow(resnet: bool):
+        def load(name, device="cpu", **kw):
+            return CLIP(embed_dim=64, image_resolution=224,
+                        vision_layers=(1, 1, 1, 1) if resnet else 2, vision_width=64,
+                        vision_patch_size=None if resnet else 32, context_length=77,
+                        vocab_size=49408, transformer_width=64, transformer_heads=2,
+                        transformer_layers=2).float().eval()
+        return load
+
+    monkeypatch.setattr(clipiqa_arch, "load", narrow(resnet=True))
+    monkeypatch.setattr(liqe_arch, "load", narrow(resnet=False))
+    monkeypatch.setattr(liqe_arch, "DEFAULT_CACHE_DIR", str(tmp_path / "pyiqa-cache"))
+    (tmp_path / "pyiqa-cache").mkdir()
 
 
 @pytest.fixture
@@ -116,3 +157,49 @@ def test_random_maniqa_batch_path_equals_one_image_at_a_time(random_backbones):
     imgs = [photo(40 + i, 256, 256) for i in range(2)]
     assert comp.batch_fn(imgs, [None, None]) == pytest.approx(
         [comp.fn(i, None) for i in imgs], rel=1e-5)
+
+
+@pytest.mark.parametrize(("name", "low", "high"), [(CLIPIQA, 0.0, 1.0), (LIQE, 1.0, 5.0)])
+def test_random_clip_models_through_the_engine_stay_in_range_and_batch_exactly(
+        project, random_clip, name, low, high):
+    """CLIP-IQA is a probability (softmax over antonym prompts), LIQE an expected rating over
+    the levels 1..5, whatever the weights; LIQE needs sides of 224 px, so 256x320 images."""
+    make_blur_ladder(project, "big", n=2, h=256, w=320)
+    res = score_run("identity", "big", "test", project / "a.duckdb", [name],
+                    batching=Batching(4))
+    assert res["status"] == "ok" and res["n_images"] == 8 and res["n_failed"] == 0
+    v = scores(project / "a.duckdb", res["run_id"], name)
+    assert all(low <= x <= high for x in v.values()), v
+    assert len({round(x, 6) for x in v.values()}) > 1
+    one = score_run("identity", "big", "test", project / "b.duckdb", [name],
+                    batching=Batching(1))
+    assert scores(project / "b.duckdb", one["run_id"], name) == pytest.approx(v, rel=1e-5)
+
+
+def test_liqe_on_images_under_224_px_fails_each_image_with_the_reason(project, random_clip):
+    """pyiqa refuses with a bare assert; the engine records every image as failed with it, and
+    the other metrics of the run are scored."""
+    make_blur_ladder(project, "small", n=1)
+    res = score_run("identity", "small", "test", project / "r.duckdb", [LIQE, "psnr"],
+                    batching=Batching(4))
+    assert res["status"] == "ok" and res["n_failed"] == 4
+    assert len(scores(project / "r.duckdb", res["run_id"], "psnr")) == 4
+    con = duckdb.connect(str(project / "r.duckdb"), read_only=True)
+    reasons = con.execute("SELECT DISTINCT reason FROM score_failures WHERE metric = ?",
+                          [LIQE]).fetchall()
+    con.close()
+    assert len(reasons) == 1 and "Short side is less than 224" in reasons[0][0]
+
+
+def test_a_model_that_cannot_be_built_is_unavailable_with_the_reason_and_the_run_goes_on(
+        project):
+    make_blur_ladder(project, "small", n=1)
+    res = score_run("identity", "small", "test", project / "r.duckdb", [BROKEN, "mae"])
+    assert res["status"] == "ok" and res["n_images"] == 4 and "mae" in res["means"]
+    assert "could not be built" in res["unavailable"][BROKEN]
+    assert "pkg_resources" in res["unavailable"][BROKEN]
+    con = duckdb.connect(str(project / "r.duckdb"), read_only=True)
+    status = con.execute("SELECT status, n_scored FROM metric_status WHERE metric = ?",
+                         [BROKEN]).fetchone()
+    con.close()
+    assert status == ("unavailable", 0)

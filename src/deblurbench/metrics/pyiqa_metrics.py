@@ -217,7 +217,8 @@ def pyiqa_build(name: str, pyiqa_name: str, fr: bool, packaged: PackagedModel | 
                     args.append(to_batch(references, device))
                 try:
                     out = model(*args).reshape(-1)
-                except (RuntimeError, ValueError, ZeroDivisionError) as exc:
+                # pyiqa refuses some inputs with a bare assert (LIQE: a side under 224 px)
+                except (AssertionError, RuntimeError, ValueError, ZeroDivisionError) as exc:
                     raise MetricFailure(f"{name}: {type(exc).__name__}: {exc}") from None
             if out.numel() != len(restored):
                 raise MetricFailure(f"{name}: {out.numel()} values for {len(restored)} images")

@@ -209,6 +209,8 @@ def _prepare(chosen, state, rows, dcard) -> dict[str, tuple[Metric, Computer]]:
                 continue
             except MetricUnavailable as exc:
                 reason = str(exc)
+            except (ImportError, OSError, RuntimeError) as exc:  # the other metrics go on
+                reason = f"{name}: its model could not be built ({type(exc).__name__}: {exc})"
         state[name] = {"status": "unavailable", "reason": reason}
     return out
 
