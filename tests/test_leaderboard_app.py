@@ -72,6 +72,9 @@ def page(app):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         pg = browser.new_page(viewport={"width": 1500, "height": 1100})
+        # Clicks wait for Streamlit reruns; on 2 busy cores (the other xdist worker scoring)
+        # they can take longer than playwright's 30 s default.
+        pg.set_default_timeout(90_000)
         pg.goto(app[1])
         pg.wait_for_selector("#leaderboard-table tbody tr", timeout=90_000)
         yield pg

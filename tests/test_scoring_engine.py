@@ -132,6 +132,20 @@ def test_wrong_size_output_fails_the_run_naming_the_image_and_keeps_the_others(t
     assert "coffee-01" in err
 
 
+def test_an_8_bit_output_of_16_bit_data_is_recorded_and_labelled(two_runs):
+    """The run keeps the lowest bit depth of its output files; the board says so beside it."""
+    p = two_runs
+    out = p / "outputs/gain/synthetic-defocus/test/coffee-01.png"
+    write_png(out, read_image(out), bits=8)
+    score(p, "--metric", "psnr")
+    bits = dict(q(p, "SELECT method, output_bits FROM runs"))
+    assert bits == {"identity": 16, "gain": 8}
+    board = cli("leaderboard", "--print", cwd=p).stdout
+    notes = {ln.split(":")[0].strip(): ln for ln in board.splitlines() if ": " in ln}
+    assert "8-bit outputs of 16-bit data" in notes["gain"]
+    assert "-bit outputs" not in notes["identity"]
+
+
 def test_nan_output_is_refused_with_the_image_id():
     img = np.zeros((4, 5, 3), np.float32)
     img[1, 1, 0] = np.nan

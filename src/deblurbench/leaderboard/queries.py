@@ -93,8 +93,10 @@ def runs(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                r.status, r.error,
                r.n_images, r.config, r.device, r.method_version, r.git_rev, r.scored,
                coalesce(m.source, 'measured') AS source, coalesce(m.kind, '?') AS kind,
-               coalesce(m.label, '') AS label, m.title, m.paper, m.card, {', '.join(extra)}
+               coalesce(m.label, '') AS label, m.title, m.paper, m.card, r.output_bits,
+               d.bit_depth AS dataset_bits, {', '.join(extra)}
         FROM runs r LEFT JOIN methods m ON m.method = r.method
+             LEFT JOIN datasets d ON d.dataset = r.dataset
         ORDER BY r.dataset, r.split, r.method""").df()
     return df
 

@@ -69,6 +69,9 @@ def honest_label(row: pd.Series) -> str:
         dev = str(row.get("device") or "")
         if dev:
             parts.append("GPU" if dev.startswith("cuda") else "CPU")
+    out, data = row.get("output_bits"), row.get("dataset_bits")
+    if pd.notna(out) and pd.notna(data) and out < data:
+        parts.append(f"{int(out)}-bit outputs of {int(data)}-bit data")
     return ", ".join(parts)
 
 

@@ -442,7 +442,9 @@ def _commit(con, rid, fp, record, dcard, rows, mcard, specs, sids, state, status
             "params": record["params"], "reference": reference, "region_source": region_source,
             "n_failed": int(failed["image_id"].nunique()), "n_params": cost.get("params"),
             "flops_per_mp": cost.get("flops_per_mp"), "peak_rss_mb": cost.get("peak_rss_mb"),
-            "peak_gpu_mb": cost.get("peak_gpu_mb")}, ["run_id"])
+            "peak_gpu_mb": cost.get("peak_gpu_mb"),
+            "output_bits": _output_bits(method, dataset, split, rows) if status == "ok" else None},
+            ["run_id"])
         if status == "ok":
             _paired(con, rid, dataset, split, protocol, reference)
         con.execute("DELETE FROM score_staging WHERE run_id = ?", [rid])
@@ -450,6 +452,19 @@ def _commit(con, rid, fp, record, dcard, rows, mcard, specs, sids, state, status
     return {"run_id": rid, "status": status, "error": error, "n_images": n_images,
             "means": means if status == "ok" else {}, "unavailable": unavailable,
             "n_failed": int(failed["image_id"].nunique())}
+
+
+def _output_bits(method, dataset, split, rows) -> int | None:
+    """The lowest bit depth among the run's output files, read from their headers."""
+    from deblurbench.io import probe
+
+    bits = []
+    for image_id in rows["image_id"]:
+        try:
+            bits.append(probe(output_path(method, dataset, split, image_id)).bit_depth)
+        except ImageError:
+            continue  # scored a moment ago; a file gone since says nothing about the run
+    return min(bits) if bits else None
 
 
 def _paired(con, rid, dataset, split, protocol, reference) -> None:

@@ -75,4 +75,9 @@ MIGRATIONS: list[str] = [
              AND i.image_id = s.image_id
         GROUP BY ALL;
     """,
+    # 3: the restored outputs' bit depth (the lowest over a run's images), so an 8-bit
+    # submission on 16-bit data says so beside its numbers.
+    """
+    ALTER TABLE runs ADD COLUMN output_bits INTEGER;
+    """,
 ]
