@@ -139,6 +139,21 @@ def test_brisque_has_no_batch_path_since_batching_moves_its_values():
     assert comp.batch_fn is None
 
 
+def test_brisque_scores_the_tiles_of_a_large_image_one_at_a_time(monkeypatch):
+    """Batching its tiles would move BRISQUE too (by 0.024 on this image): a tiled value is
+    exactly the area-weighted mean of the tiles scored alone."""
+    import deblurbench.metrics.pyiqa_metrics as pm
+
+    monkeypatch.setattr(pm, "TILE_ABOVE_PIXELS", 1_000_000)  # tile a 1088x2048 image
+    img = photo(7, 1088, 2048)
+    comp = get_metric("brisque").computer("cpu")
+    boxes = pm.tiles(*img.shape[:2])
+    assert len(boxes) == 4  # two 1024x1024 tiles and two 64x1024 tiles
+    alone = [comp.fn(img[y0:y1, x0:x1], None) for y0, y1, x0, x1 in boxes]
+    areas = [(y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes]
+    assert comp.fn(img, None) == pytest.approx(np.dot(alone, areas) / sum(areas), rel=1e-9)
+
+
 # ---------------------------------------------------------------------------------------------
 # Through the engine
 

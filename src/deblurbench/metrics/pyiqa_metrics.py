@@ -155,9 +155,10 @@ def tiled(fn, restored, reference, many=None):
     by_shape: dict[tuple[int, int], list[int]] = {}
     for i, (y0, y1, x0, x1) in enumerate(boxes):
         by_shape.setdefault((y1 - y0, x1 - x0), []).append(i)
+    step = TILE_BATCH if many is not None else 1
     for idx in by_shape.values():
-        for k in range(0, len(idx), TILE_BATCH if many is not None else 1):
-            part = idx[k:k + TILE_BATCH] if many is not None else idx[k:k + 1]
+        for k in range(0, len(idx), step):
+            part = idx[k:k + step]
             crops = [(slice(boxes[i][0], boxes[i][1]), slice(boxes[i][2], boxes[i][3]))
                      for i in part]
             rs = [restored[c] for c in crops]
@@ -191,7 +192,8 @@ def pyiqa_build(name: str, pyiqa_name: str, fr: bool, packaged: PackagedModel | 
     """``packaged``: parameters from an installed package, chosen when the spec was registered
     (its version names them); else pyiqa's own weight files. ``batch``: the model gives each
     image of a batch the value it gives it alone (tests/test_scoring_batch.py), so the engine
-    may batch it; BRISQUE does not (its float32 batch statistics move values by ~1e-4)."""
+    may batch it, images and the tiles of a large one; BRISQUE does not (its float32 batch
+    statistics move values by ~1e-4), so it scores both one at a time."""
     def build(device: str) -> Computer:
         expected: dict[str, float] = {}
         if packaged is not None:
@@ -227,8 +229,8 @@ def pyiqa_build(name: str, pyiqa_name: str, fr: bool, packaged: PackagedModel | 
         def one(restored, reference):
             return many([restored], [reference])[0]
 
-        def fn(r, s=None):
-            return tiled(one, r, s if fr else None, many)
+        def fn(r, s=None):  # tiles batched only where images may be
+            return tiled(one, r, s if fr else None, many if batch else None)
 
         return Computer(fn, batch_fn=batched(fn, many) if batch else None)
     return build
