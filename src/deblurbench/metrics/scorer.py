@@ -401,6 +401,8 @@ def _commit(con, rid, fp, record, dcard, rows, mcard, specs, sids, state, status
     failed = staged[staged["reason"].notna()]
     cost = record.get("cost") or {}
     n_images = int(ok.loc[ok["region"] == "all", "image_id"].nunique()) if status == "ok" else 0
+    # file headers are read before the transaction, which then holds only database writes
+    output_bits = _output_bits(method, dataset, split, rows) if status == "ok" else None
     with db.transaction(con):
         _write_context(con, dcard, rows, mcard, specs, sids, method_row)
         db.replace_run(con, rid)
@@ -443,8 +445,7 @@ def _commit(con, rid, fp, record, dcard, rows, mcard, specs, sids, state, status
             "n_failed": int(failed["image_id"].nunique()), "n_params": cost.get("params"),
             "flops_per_mp": cost.get("flops_per_mp"), "peak_rss_mb": cost.get("peak_rss_mb"),
             "peak_gpu_mb": cost.get("peak_gpu_mb"),
-            "output_bits": _output_bits(method, dataset, split, rows) if status == "ok" else None},
-            ["run_id"])
+            "output_bits": output_bits}, ["run_id"])
         if status == "ok":
             _paired(con, rid, dataset, split, protocol, reference)
         con.execute("DELETE FROM score_staging WHERE run_id = ?", [rid])
