@@ -21,9 +21,13 @@ def tiny_params() -> dict:
     """The repo's params.yaml (every key DVC stages name) with a tiny embedded data set."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["datasets"] = ["synthetic-defocus"]
-    params["synth"] |= {"seed": 7, "photos": ["astronaut"], "test_photos": ["coffee"],
-                        "scenes_per_photo": 2, "max_side": 64}
+    params["synth"] |= {"seed": 7, "photos": ["astronaut"], "extra_photos": [],
+                        "scenes_per_photo": 2, "dead_leaves": 0, "val_photos": ["chelsea"],
+                        "val_scenes_per_photo": 1, "val_dead_leaves": 0,
+                        "test_photos": ["coffee"], "test_scenes_per_photo": 2, "max_side": 64,
+                        "scene_mean_radius_px": [0.25, 1.0]}  # default blur scaled to 64 px
     params["run"] |= {"methods": ["identity", "unsharp-mask"], "splits": ["test"]}
+    params["train"] |= {"methods": []}  # tests that train a method name it themselves
     # per-blur-level rows off: tests that want them pass --regions
     params["score"] |= {"metrics": ["psnr", "ssim", "mae"], "regions": False}
     return params

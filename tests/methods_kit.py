@@ -12,7 +12,7 @@ PLUGINS = REPO / "tests" / "plugins"
 
 
 def build_project(root: Path) -> Path:
-    """A tiny project (2 train + 2 test pairs, 64 px) rendered and prepared in-process."""
+    """A tiny project (2 train + 1 val + 2 test pairs, 64 px) rendered and prepared in-process."""
     from deblurbench.config import load_params
     from deblurbench.datasets.manifest import prepare
     from deblurbench.datasets.synthetic import make_synthetic_defocus

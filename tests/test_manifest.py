@@ -46,8 +46,9 @@ def test_card_with_unknown_or_missing_key_is_refused_with_file_and_key(tmp_path)
 def test_prepare_writes_the_manifest_contract(prepared):
     df = load_manifest("synthetic-defocus")
     assert list(df.columns) == COLUMNS
-    assert sorted(df["image_id"]) == ["astronaut-00", "astronaut-01", "coffee-00", "coffee-01"]
-    assert df.groupby("split").size().to_dict() == {"test": 2, "train": 2}
+    assert sorted(df["image_id"]) == ["astronaut-00", "astronaut-01", "chelsea-00", "coffee-00",
+                                      "coffee-01"]
+    assert df.groupby("split").size().to_dict() == {"test": 2, "train": 2, "val": 1}
     assert set(df["bit_depth"]) == {16}
     row = df[df.image_id == "coffee-00"].iloc[0]
     assert row.blurry.endswith("raw/test/blurry/coffee-00.png") and row.left is None
@@ -61,15 +62,16 @@ def test_manifest_is_also_a_hugging_face_dataset(prepared):
     from datasets import load_from_disk
 
     ds = load_from_disk(str(prepared / "datasets/synthetic-defocus/hf"))
-    assert len(ds) == 4 and set(ds["split"]) == {"train", "test"}
+    assert len(ds) == 5 and set(ds["split"]) == {"train", "val", "test"}
     first = ds[0]
     assert first["blurry"].size == (first["width"], first["height"])
     assert first["sharp"].size == first["blurry"].size
 
 
 def test_unknown_split_is_refused_by_name(prepared):
-    with pytest.raises(ConfigError, match=r"synthetic-defocus: no split 'val' \(has test, train\)"):
-        load_manifest("synthetic-defocus", "val")
+    with pytest.raises(ConfigError,
+                       match=r"synthetic-defocus: no split 'holdout' \(has test, train, val\)"):
+        load_manifest("synthetic-defocus", "holdout")
 
 
 def test_prepare_names_a_missing_sharp_image_and_keeps_the_old_manifest(prepared):

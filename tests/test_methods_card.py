@@ -34,6 +34,14 @@ def test_good_card_loads_and_resolves_small_params(tmp_path):
     assert resolve_params(card, small=True) == {"width": 8, "steps": 5}
 
 
+def test_a_variant_overrides_the_params_at_either_size_and_an_unknown_one_is_refused(tmp_path):
+    card = load_method_card(write_plugin(tmp_path, GOOD | {"variants": {"wide": {"width": 16}}}))
+    assert resolve_params(card, small=True, variant="wide") == {"width": 16, "steps": 5}
+    assert resolve_params(card, small=False, variant="wide") == {"width": 16, "steps": 100}
+    with pytest.raises(ConfigError, match="no variant 'narrow'.*wide"):
+        resolve_params(card, small=True, variant="narrow")
+
+
 @pytest.mark.parametrize("change, field, words", [
     ({"name": "Demo_X"}, "name", "lowercase"),
     ({"version": " "}, "version", "empty"),
@@ -43,7 +51,12 @@ def test_good_card_loads_and_resolves_small_params(tmp_path):
     ({"entry": "missing:Demo"}, "entry", "missing.py not found"),
     ({"kind": "magic"}, "kind", "expected one of"),
     ({"inputs": ["left"]}, "inputs", "must include 'blurry'"),
-    ({"inputs": ["blurry", "depth"]}, "inputs", "among"),
+    ({"inputs": ["blurry", "depth"]}, "inputs", "unknown ['depth']"),
+    ({"inputs": ["blurry", "blur_map"]}, "inputs", "list them under train_inputs"),
+    ({"train_inputs": ["blur_map"]}, "train_inputs", "only a trainable method"),
+    ({"trainable": True, "train_inputs": ["depth"]}, "train_inputs", "unknown"),
+    ({"variants": {"wide": {"depth": 3}}}, "variants.wide", "does not define: ['depth']"),
+    ({"variants": {"Wide": {"width": 3}}}, "variants", "variant name 'Wide'"),
     ({"inputs": ["blurry", "left", "left"]}, "inputs", "twice"),
     ({"device": "tpu"}, "device", "expected one of"),
     ({"device": "gpu", "small_params": {}}, "small_params", "needs a GPU"),
@@ -113,4 +126,4 @@ def test_listing_imports_no_method_code_nor_torch(project):
                          cwd=project, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().split(",") == sorted(
-        ["identity", "unsharp-mask", "wiener", "richardson-lucy", "sv-deconv"])
+        ["identity", "nafnet", "unsharp-mask", "wiener", "richardson-lucy", "sv-deconv"])

@@ -51,13 +51,13 @@ class M(Method):
         assert batch.shape[-1] % 8 == 0 and batch.shape[-2] % 8 == 0, tuple(batch.shape)
         return batch ** 0.8
 """, kind="classical", pad_multiple=8)
-    write_plugin(plugins, "uses-map", """
+    write_plugin(plugins, "uses-views", """
 class M(Method):
     seen = []
-    def restore(self, batch, blur_map):
-        M.seen.append(blur_map.detach().cpu().numpy().copy())
+    def restore(self, batch, left, right):
+        M.seen.append((left - right).abs().max().item())
         return batch
-""", inputs=["blurry", "blur_map"])
+""", inputs=["blurry", "left", "right"])
     return root
 
 
@@ -146,15 +146,9 @@ def test_padding_to_a_multiple_is_cropped_back():
     assert np.abs(out - src ** 0.8).max() < 2e-4
 
 
-def test_extra_inputs_reach_the_method(proj):
-    from deblurbench.methods.registry import get_card, load_class
-
-    rec = run_method("uses-map", D, S)
-    assert rec["status"] == "ok", rec["error"]
-    seen = load_class(get_card("uses-map")).seen
-    truth = np.load(proj / "datasets" / D / "raw" / "test" / "blur_map" / "coffee-00.npy")
-    assert seen[0].shape == (1, 1, *truth.shape)
-    np.testing.assert_array_equal(seen[0][0, 0], truth)
+def test_a_test_time_input_the_data_set_lacks_fails_with_the_image_named(proj):
+    with pytest.raises(ValueError, match="needs input 'left'.*coffee-00"):
+        run_method("uses-views", D, S)
 
 
 def test_cost_identity_is_free_and_a_conv_net_is_counted_exactly(proj):
@@ -172,8 +166,10 @@ def test_cost_identity_is_free_and_a_conv_net_is_counted_exactly(proj):
     # torch counts 2 FLOPs per multiply-add of each convolution, per output pixel
     assert cost["flops_per_mp"] == pytest.approx(2 * (3 * c * 9 + c * 3 * 9) * 1e6)
     rec = json.loads((run_dir("dummy", D, S) / "run.json").read_text())
-    assert set(rec["cost"]) == {"params", "flops_per_mp", "latency_ms_per_mp", "peak_rss_mb",
-                                "peak_gpu_mb"}
+    assert set(rec["cost"]) == {"params", "trainable_params", "flops_per_mp", "flops_how",
+                                "latency_ms_per_mp", "peak_rss_mb", "peak_gpu_mb"}
+    assert rec["cost"]["trainable_params"] == 223
+    assert rec["cost"]["flops_how"] == "one full restore of the first image"
     assert rec["checkpoint"]["step"] == 6 and rec["config"] == "small"
 
 

@@ -62,7 +62,7 @@ def test_interrupted_training_resumes_to_the_same_weights(monkeypatch):
         assert torch.equal(w_straight[k], w_resumed[k]), k
     # and training did change the weights, so the equality above means something
     fresh = load_checkpoint(checkpoint_path("dummy", D, "small"))["history"]
-    assert fresh[0][1] != fresh[-1][1]
+    assert fresh[0]["loss"] != fresh[-1]["loss"]
 
 
 def test_time_limit_stops_resumably_and_a_rerun_finishes():

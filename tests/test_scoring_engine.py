@@ -159,7 +159,7 @@ def test_a_killed_scoring_resumes_without_rescoring_finished_images(project):
     rng = np.random.default_rng(1)
     base = project / "datasets/synthetic-defocus/raw"
     n = 30
-    for split, k in (("train", 1), ("test", n)):
+    for split, k in (("train", 1), ("val", 1), ("test", n)):
         for i in range(k):
             sharp = rng.random((320, 320, 3)).astype(np.float32)
             write_png(base / split / "sharp" / f"img-{i:03d}.png", sharp)

@@ -82,7 +82,7 @@ def make_big_split(project, n=36, size=320):
     """Many larger pairs written directly, so that scoring takes long enough to be killed."""
     rng = np.random.default_rng(1)
     base = project / "datasets/synthetic-defocus/raw"
-    for split in ("train", "test"):
+    for split in ("train", "val", "test"):
         for i in range(n if split == "test" else 1):
             sharp = rng.random((size, size, 3)).astype(np.float32)
             write_png(base / split / "sharp" / f"img-{i:03d}.png", sharp)

@@ -139,13 +139,34 @@ def cmd_methods_run(args: argparse.Namespace) -> int:
                      output_bits=p.run.output_bits, tile_size=args.tile_size,
                      tile_overlap=args.tile_overlap, precision=args.precision,
                      seed=p.run.seed if args.seed is None else args.seed, timeout=args.timeout,
-                     trained_on=args.trained_on)
+                     trained_on=args.trained_on, variant=args.variant,
+                     overrides=p.train.overrides.get(args.name))
     if rec["status"] != "ok":
         print(f"error: {rec['error']}", file=sys.stderr)
         return 0 if args.allow_failure else 1
     c = rec["cost"]
     print(f"{args.name} on {args.dataset}/{args.split}: {len(rec['images'])} images, ok "
           f"({c['latency_ms_per_mp']:.1f} ms/MP, {c['params']} params)")
+    return 0
+
+
+def cmd_methods_curve(args: argparse.Namespace) -> int:
+    from deblurbench.methods.checkpoint import checkpoints_dir
+    from deblurbench.methods.curves import identity_val_psnr, plot_curve
+
+    logs = {}
+    for c in args.config or ["small"]:
+        log = checkpoints_dir() / args.name / args.dataset / f"{c}.json"
+        if not log.is_file():
+            raise FileNotFoundError(f"{log}: no training log; run `deblurbench methods train "
+                                    f"{args.name} --dataset {args.dataset}` first")
+        logs[c] = log
+    try:
+        floor = identity_val_psnr(args.dataset)
+    except (ValueError, ZeroDivisionError):
+        floor = None
+    out = plot_curve(logs, Path(args.out), floor, f"{args.name} on {args.dataset}")
+    print(f"wrote {out}")
     return 0
 
 
@@ -157,7 +178,8 @@ def cmd_methods_train(args: argparse.Namespace) -> int:
                        device=args.device or t.device, small=_small(args.config or t.config),
                        seed=t.seed if args.seed is None else args.seed,
                        max_seconds=args.max_seconds or t.max_seconds, force=args.force,
-                       retrain_stale=args.retrain_stale)
+                       retrain_stale=args.retrain_stale, variant=args.variant,
+                       overrides=t.overrides.get(args.name))
     if rec["status"] != "finished":
         print(f"error: {rec['error']}", file=sys.stderr)
         return 3 if rec["status"] == "interrupted" else 1
@@ -180,39 +202,41 @@ def _batch_size(text: str) -> int | str:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from deblurbench.config import pipeline_runs
     from deblurbench.metrics.scorer import Batching, score_run
 
     p = _params(args)
     batching = Batching(args.batch_size or p.score.batch_size,
                         int(p.score.batch_megapixels * 1e6))
-    methods = args.method or p.run.methods
-    datasets = args.dataset or p.datasets
-    splits = args.split or p.run.splits
+
+    runs = [r for r in pipeline_runs(p) if (not args.dataset or r[1] in args.dataset)
+            and (not args.split or r[2] in args.split)]
+    if args.method:  # run folder names: a method, or method~trained_on for a cross run
+        runs = [(m, d, s) for d in (args.dataset or p.datasets)
+                for s in (args.split or p.run.splits) for m in args.method]
     db = args.db or p.score.db
     failed, told = 0, set()
-    for d in datasets:
-        for s in splits:
-            for m in methods:
-                res = score_run(m, d, s, db, args.metric or list(p.score.metrics),
-                                args.protocol or p.score.protocol,
-                                metrics_dir=p.score.metrics_dir,
-                                reference=args.reference or p.score.reference,
-                                regions_on=p.score.regions if args.regions is None
-                                else args.regions, device=args.device or p.score.device,
-                                pba=p.pba, batching=batching)
-                means = "  ".join(f"{k}={v:.4f}" for k, v in res["means"].items())
-                print(f"{res['run_id']}: {res['status']} ({res['n_images']} images) {means}")
-                # Each missing-weights reason once per call, not once per run.
-                unavailable = res.get("unavailable", {})
-                for k in sorted(unavailable.keys() - told):
-                    print(f"  {k}: {unavailable[k]}", file=sys.stderr)
-                if unavailable.keys() & told:
-                    print(f"  unavailable as above: {', '.join(sorted(unavailable.keys() & told))}",
-                          file=sys.stderr)
-                told |= unavailable.keys()
-                if res["status"] != "ok":
-                    print(f"  {res['error']}", file=sys.stderr)
-                    failed += 1
+    for m, d, s in runs:
+        res = score_run(m, d, s, db, args.metric or list(p.score.metrics),
+                        args.protocol or p.score.protocol,
+                        metrics_dir=p.score.metrics_dir,
+                        reference=args.reference or p.score.reference,
+                        regions_on=p.score.regions if args.regions is None
+                        else args.regions, device=args.device or p.score.device,
+                        pba=p.pba, batching=batching)
+        means = "  ".join(f"{k}={v:.4f}" for k, v in res["means"].items())
+        print(f"{res['run_id']}: {res['status']} ({res['n_images']} images) {means}")
+        # Each missing-weights reason once per call, not once per run.
+        unavailable = res.get("unavailable", {})
+        for k in sorted(unavailable.keys() - told):
+            print(f"  {k}: {unavailable[k]}", file=sys.stderr)
+        if unavailable.keys() & told:
+            print(f"  unavailable as above: {', '.join(sorted(unavailable.keys() & told))}",
+                  file=sys.stderr)
+        told |= unavailable.keys()
+        if res["status"] != "ok":
+            print(f"  {res['error']}", file=sys.stderr)
+            failed += 1
     reported = Path(p.score.reported) if p.score.reported else None
     if reported is not None and not args.method and reported.is_file():
         # The papers' own numbers ride along, in their own table, never ranked with ours.
@@ -223,7 +247,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_weights_status(args: argparse.Namespace) -> int:
-    from deblurbench.metrics.weights import status
+    from deblurbench.weights import status  # metrics' and method cards' files alike
 
     for r in status():
         mark = "present" if r["present"] else "MISSING"
@@ -232,7 +256,7 @@ def cmd_weights_status(args: argparse.Namespace) -> int:
 
 
 def cmd_weights_download(args: argparse.Namespace) -> int:
-    from deblurbench.metrics.weights import download_missing
+    from deblurbench.weights import download_missing
 
     done = download_missing(args.metric or None, args.mirror)
     for name, what in done:
@@ -243,7 +267,7 @@ def cmd_weights_download(args: argparse.Namespace) -> int:
 
 
 def cmd_weights_import(args: argparse.Namespace) -> int:
-    from deblurbench.metrics.weights import import_dir
+    from deblurbench.weights import import_dir
 
     for name, dest in import_dir(args.dir):
         print(f"imported {name} -> {dest}")
@@ -407,8 +431,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="torch seed before each image (default: params)")
     p.add_argument("--timeout", type=float, help="seconds allowed per image")
     p.add_argument("--trained-on", help="use the checkpoint trained on this data set "
-                                        "(default: --dataset)")
+                                        "(default: --dataset); the run is its own board row, "
+                                        "outputs/<method>~<trained-on>/...")
+    p.add_argument("--variant", help="a variant of the card (its parameter overrides)")
     p.set_defaults(func=cmd_methods_run)
+    p = msub.add_parser("curve", help="plot training loss and validation PSNR of trainings")
+    p.add_argument("name")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--config", action="append", help="small, paper, small+VARIANT, ... "
+                                                     "(repeatable; default: small)")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.set_defaults(func=cmd_methods_curve)
     p = msub.add_parser("train", help="train (or resume training) a trainable method")
     p.add_argument("name")
     p.add_argument("--dataset", required=True)
@@ -421,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after this long, resumably (exit 3); rerun to resume")
     p.add_argument("--force", action="store_true",
                    help="train from scratch even if a checkpoint exists")
+    p.add_argument("--variant", help="a variant of the card (its parameter overrides)")
     p.add_argument("--retrain-stale", action="store_true",
                    help="resume an unfinished checkpoint made with the same settings, else "
                         "train from scratch (what the DVC stage runs)")

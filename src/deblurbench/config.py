@@ -113,26 +113,58 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
 
 @dataclass(frozen=True)
 class SynthParams:
-    """The embedded `synthetic-defocus` data set (thin-lens defocus over skimage photos)."""
+    """The embedded `synthetic-defocus` data set (thin-lens defocus over skimage photos and
+    dead-leaves pictures); splits train / val / test, disjoint by photo."""
 
     seed: int = 2026
-    photos: list[str] = field(default_factory=lambda: ["astronaut", "coffee", "chelsea"])
-    test_photos: list[str] = field(default_factory=lambda: ["rocket"])
-    scenes_per_photo: int = 2
+    photos: list[str] = field(default_factory=lambda: [
+        "astronaut", "chelsea", "immunohistochemistry", "hubble_deep_field"])  # train, colour
+    # More train photos from skimage.data (offline); grey ones are tinted into RGB.
+    extra_photos: list[str] = field(default_factory=lambda: [
+        "retina", "colorwheel", "logo", "brick", "cell", "clock", "coins", "grass", "gravel",
+        "horse", "moon", "page", "text"])
+    scenes_per_photo: int = 4  # per train photo (photos and extra_photos)
+    dead_leaves: int = 160  # train dead-leaves scenes (max_side x max_side)
+    val_photos: list[str] = field(default_factory=lambda: ["motorcycle_left", "camera"])
+    val_scenes_per_photo: int = 6
+    val_dead_leaves: int = 0
+    test_photos: list[str] = field(default_factory=lambda: ["coffee", "rocket"])
+    test_scenes_per_photo: int = 8
+    dead_leaves_r_min_px: float = 1.5  # disc radii ~ r^-3 on [r_min, r_max], output pixels
+    dead_leaves_r_max_px: float = 96.0
+    dead_leaves_textured: float = 0.3  # share of discs with a sinusoid or noise texture
     max_side: int = 256
     depth_near_m: float = 1.0
     depth_far_m: float = 12.0
+    # Each scene's focus distance (searched between these depth quantiles) is the one whose
+    # mean CoC radius is closest to a target, stratified over each split's scenes in this range.
+    focus_quantile: list[float] = field(default_factory=lambda: [0.02, 0.98])
+    scene_mean_radius_px: list[float] = field(default_factory=lambda: [1.0, 4.0])
     focal_length_mm: float = 85.0
     f_number: float = 1.4
-    sensor_width_mm: float = 36.0
+    sensor_width_mm: float = 36.0  # spans max_side pixels (the pixel pitch)
     max_radius_px: float = 8.0
     n_layers: int = 24
 
 
 @dataclass(frozen=True)
+class CrossRun:
+    """A trained method tested on another data set than its checkpoint's (papers train on DPDD
+    and test on RealDOF): its own run, ``outputs/<method>~<trained_on>/<dataset>/<split>``."""
+
+    method: str
+    trained_on: str
+    dataset: str
+    split: str = "test"
+
+
+@dataclass(frozen=True)
 class RunParams:
+    # methods run without a checkpoint; trainable ones trained by the pipeline go in
+    # train.methods, and each of those runs on its own checkpoint (dvc stage `evaluate`)
     methods: list[str] = field(default_factory=lambda: ["identity", "unsharp-mask"])
     splits: list[str] = field(default_factory=lambda: ["test"])
+    cross: list[CrossRun] = field(default_factory=list)
     device: str = "auto"
     output_bits: int = 16
     config: Literal["auto", "small", "paper"] = "auto"  # auto: small on CPU, paper on a GPU
@@ -149,6 +181,9 @@ class TrainParams:
     config: Literal["auto", "small", "paper"] = "auto"
     seed: int = 0
     max_seconds: float | None = None  # stop (resumably) after this long
+    # per-method parameter overrides on top of the card's resolved params (a training budget:
+    # {nafnet: {train_steps: 6000}}); `methods run` applies the same, so they stay matched
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -202,6 +237,17 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         return Params()
     data = load_yaml(path) or {}
     params = from_dict(Params, data, str(path))
+    both = sorted(set(params.run.methods) & set(params.train.methods))
+    if both:
+        raise ConfigError(f"{path}: {', '.join(both)} listed under run.methods and "
+                          f"train.methods; a method the pipeline trains is listed under "
+                          f"train.methods only (it then runs on its own checkpoint)")
+    for i, c in enumerate(params.run.cross):
+        for what, name, pool, key in (("method", c.method, params.train.methods, "train.methods"),
+                                      ("trained_on", c.trained_on, params.datasets, "datasets"),
+                                      ("dataset", c.dataset, params.datasets, "datasets")):
+            if name not in pool:
+                raise ConfigError(f"{path}: run.cross[{i}].{what} {name!r} is not under {key}")
     # The align and report stages read the manifest that prepare@<name> makes, and prepare
     # runs over `datasets`: a real data set listed only under real.datasets would leave
     # `dvc repro` with a stage whose input nothing produces.
@@ -211,3 +257,11 @@ def load_params(path: str | Path = "params.yaml") -> Params:
                           f"not; add {'them' if len(orphans) > 1 else 'it'} to datasets too, so "
                           f"the pipeline prepares what it fetches")
     return params
+
+
+def pipeline_runs(params: Params) -> list[tuple[str, str, str]]:
+    """(run folder name, data set, split) of every run the pipeline makes, for ``score``."""
+    out = [(m, d, s) for d in params.datasets for s in params.run.splits
+           for m in [*params.run.methods, *params.train.methods]]
+    out += [(f"{c.method}~{c.trained_on}", c.dataset, c.split) for c in params.run.cross]
+    return out

@@ -88,6 +88,9 @@ def runs(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
             [f"m.{c} * {k}" for c, k in cands if c in mcols]
         col = f"coalesce({', '.join(found)})" if found else "NULL::DOUBLE"
         extra.append(f"{col} AS \"{name}\"")
+    for c, kind in (("trained_on", "VARCHAR"), ("variant", "VARCHAR"), ("checkpoint", "JSON"),
+                    ("weights", "JSON")):  # a run's identity (migration 4)
+        extra.append(f"r.{c}" if c in rcols else f"NULL::{kind} AS {c}")
     df = con.execute(f"""
         SELECT r.run_id, r.method, r.dataset, r.split, {board_protocol(con)} AS protocol,
                r.status, r.error,

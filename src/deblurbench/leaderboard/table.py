@@ -58,6 +58,18 @@ class Board:
         return (self.dataset, self.split, self.protocol)
 
 
+def _json(value):
+    """A JSON column as Python (DuckDB hands JSON back as text)."""
+    import json
+
+    if isinstance(value, str) and value:
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, (dict, list)) else None
+
+
 def honest_label(row: pd.Series) -> str:
     """The card's label plus what the number was measured with (configuration, device)."""
     parts = [str(row["label"])] if row.get("label") else []
@@ -69,6 +81,16 @@ def honest_label(row: pd.Series) -> str:
         dev = str(row.get("device") or "")
         if dev:
             parts.append("GPU" if dev.startswith("cuda") else "CPU")
+    if isinstance(row.get("variant"), str) and row["variant"]:
+        parts.append(f"variant {row['variant']}")
+    if isinstance(row.get("trained_on"), str) and row["trained_on"]:
+        parts.append(f"trained on {row['trained_on']}")
+    ckpt = _json(row.get("checkpoint"))
+    if ckpt:
+        parts.append(f"checkpoint {str(ckpt.get('sha256', ''))[:8]} "
+                     f"({ckpt.get('selected', 'step ' + str(ckpt.get('step')))})")
+    for w in _json(row.get("weights")) or []:
+        parts.append(f"{w.get('id', '?')}: {w.get('status', '?')}")
     out, data = row.get("output_bits"), row.get("dataset_bits")
     if pd.notna(out) and pd.notna(data) and out < data:
         parts.append(f"{int(out)}-bit outputs of {int(data)}-bit data")

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from deblurbench.config import ConfigError, from_dict, load_yaml
+from deblurbench.inputs import check_lists
+from deblurbench.weights import Pretrained
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,8 @@ class MethodCard:
     citation: str | None = None  # BibTeX or a plain reference
     description: str = ""
     license: str = "MIT"
-    inputs: list[str] = field(default_factory=lambda: ["blurry"])
+    inputs: list[str] = field(default_factory=lambda: ["blurry"])  # what restore receives
+    train_inputs: list[str] = field(default_factory=list)  # supervision only train sees
     device: Literal["cpu", "gpu"] = "cpu"  # "gpu": its paper configuration needs a GPU
     trainable: bool = False  # True: `methods train` makes a checkpoint that `methods run` uses
     needs_training: bool = True  # False: a trainable method may run on its card params untrained
@@ -36,12 +39,16 @@ class MethodCard:
     tile_overlap: int = 32  # pixels shared by neighbouring tiles, blended linearly
     pad_multiple: int = 1  # runner reflect-pads H and W to a multiple of this, then crops
     amp: bool = False  # True: the runner may use bf16 autocast on a GPU
+    # named parameter overrides (a paper's ablations): `methods run NAME --variant V`
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # pretrained parts (id, title, files with sha256): loaded when imported, else random init
+    pretrained: list[Pretrained] = field(default_factory=list)
+    requires: list[str] = field(default_factory=list)  # importable packages the code needs
     folder: Path = Path(".")
 
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _ENTRY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*:[A-Za-z_][A-Za-z0-9_]*$")
-INPUTS = {"blurry", "left", "right", "blur_map"}
 
 
 def load_method_card(path: str | Path) -> MethodCard:
@@ -71,12 +78,29 @@ def _check(card: MethodCard, path: Path) -> None:
     module = card.entry.split(":")[0]
     if not (path.parent / f"{module}.py").is_file():
         raise bad("entry", f"entry module {module}.py not found in {path.parent}")
-    unknown = sorted(set(card.inputs) - INPUTS)
-    if unknown or "blurry" not in card.inputs:
-        raise bad("inputs", f"must include 'blurry' and be among {sorted(INPUTS)}, "
-                            f"got {card.inputs}")
-    if len(set(card.inputs)) != len(card.inputs):
-        raise bad("inputs", f"lists an input twice: {card.inputs}")
+    why = check_lists(card.inputs, card.train_inputs)
+    if why:
+        key, _, text = why.partition(": ")
+        raise bad(key, text)
+    if card.train_inputs and not card.trainable:
+        raise bad("train_inputs", "only a trainable method has training inputs")
+    ids = [p.id for p in card.pretrained]
+    if len(set(ids)) != len(ids):
+        raise bad("pretrained", f"an id is listed twice: {ids}")
+    for part in card.pretrained:
+        for w in part.files:
+            if w.kind not in ("pyiqa", "torchvision", "clip", "hf"):
+                raise bad(f"pretrained.{part.id}", f"file {w.name}: kind must be pyiqa, "
+                                                   f"torchvision, clip or hf, got {w.kind!r}")
+            if not (w.sha256 and re.fullmatch(r"[0-9a-f]{64}", w.sha256)):
+                raise bad(f"pretrained.{part.id}", f"file {w.name}: needs its sha256 (64 hex "
+                                                   f"digits) so that a wrong copy is refused")
+    for v, over in card.variants.items():
+        if not _NAME.match(v):
+            raise bad("variants", f"variant name {v!r}: lowercase letters, digits and dashes")
+        extra_v = sorted(set(over) - set(card.params))
+        if extra_v:
+            raise bad(f"variants.{v}", f"overrides keys that params does not define: {extra_v}")
     if not card.needs_training and not card.trainable:
         raise bad("needs_training", "only a trainable method can say whether it needs training")
     extra = sorted(set(card.small_params) - set(card.params))
@@ -97,6 +121,18 @@ def _check(card: MethodCard, path: Path) -> None:
                                f"{card.pad_multiple}")
 
 
-def resolve_params(card: MethodCard, small: bool) -> dict[str, Any]:
-    """The paper params, overridden by ``small_params`` for a small (CPU) configuration."""
-    return {**card.params, **(card.small_params if small else {})}
+def resolve_params(card: MethodCard, small: bool, variant: str | None = None,
+                   overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The paper params, overridden by ``small_params`` for a small (CPU) configuration, then
+    by the variant's overrides (an ablation changes the same knob at either size), then by
+    ``overrides`` (params.yaml ``train.overrides``: a training budget)."""
+    if variant is not None and variant not in card.variants:
+        known = ", ".join(sorted(card.variants)) or "none"
+        raise ConfigError(f"{card.folder / 'method.yaml'}: no variant {variant!r} "
+                          f"(variants: {known})")
+    over = card.variants[variant] if variant else {}
+    extra = sorted(set(overrides or {}) - set(card.params))
+    if extra:
+        raise ConfigError(f"params.yaml train.overrides.{card.name}: keys the card's params do "
+                          f"not define: {extra}")
+    return {**card.params, **(card.small_params if small else {}), **over, **(overrides or {})}

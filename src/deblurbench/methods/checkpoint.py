@@ -22,7 +22,8 @@ from deblurbench.paths import project_root
 
 FORMAT = 1
 #: fields that must match for a checkpoint to be resumed or used by `methods run`
-IDENTITY = ("method", "method_version", "dataset", "dataset_version", "config", "params", "seed")
+IDENTITY = ("method", "method_version", "dataset", "dataset_version", "config", "variant",
+            "params", "seed")
 
 
 class CheckpointError(ValueError):
@@ -33,8 +34,20 @@ def checkpoints_dir() -> Path:
     return project_root() / "checkpoints"
 
 
-def checkpoint_path(method: str, dataset: str, config: str) -> Path:
-    return checkpoints_dir() / method / dataset / f"{config}.pt"
+def checkpoint_path(method: str, dataset: str, config: str, variant: str | None = None) -> Path:
+    """``checkpoints/<method>/<dataset>/<config>[+<variant>].pt``."""
+    return checkpoints_dir() / method / dataset / f"{config}{'+' + variant if variant else ''}.pt"
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a checkpoint file: which weights a run used, on its board row."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:

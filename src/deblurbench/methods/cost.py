@@ -21,13 +21,18 @@ import resource
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from deblurbench.runs import latency_ms_per_mp
+
 COST_SPEC = {
-    "version": "1",
-    "flops": "torch.utils.flop_counter.FlopCounterMode over one restore of the first image "
-             "(mm/conv/attention; FFT and element-wise ops not counted), per megapixel",
+    "version": "2",
+    "flops": "torch.utils.flop_counter.FlopCounterMode over one restore of the first image, or "
+             "over the method's flops_probe (one network pass) times its count; cost.flops_how "
+             "says which (mm/conv/attention; FFT and element-wise ops not counted), per "
+             "megapixel",
+    "params": "distinct parameters of the method's networks (dicts, pipelines included); "
+              "trainable_params: those with requires_grad",
     "latency": "median over images of restore wall time (ms) per megapixel, GPU synchronised",
     "peak_rss": "Linux VmHWM of the process while restoring, reset at run start (MB)",
     "peak_gpu": "torch.cuda.max_memory_allocated during the run (MB); null on CPU",
@@ -37,12 +42,13 @@ _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
-def count_params(modules: list[torch.nn.Module]) -> int:
+def count_params(modules: list[torch.nn.Module], trainable_only: bool = False) -> int:
     """Distinct parameters over ``modules`` (a parameter shared by two modules counts once)."""
     seen: dict[int, int] = {}
     for m in modules:
         for p in m.parameters():
-            seen[id(p)] = p.numel()
+            if p.requires_grad or not trainable_only:
+                seen[id(p)] = p.numel()
     return int(sum(seen.values()))
 
 
@@ -91,12 +97,6 @@ class PeakMemory:
         if self.device.startswith("cuda"):
             peak = torch.cuda.max_memory_allocated(torch.device(self.device))
             self.peak_gpu_mb = round(peak / 2**20, 1)
-
-
-def latency_ms_per_mp(images: dict[str, dict]) -> float | None:
-    """Median milliseconds per megapixel over a run's ``images`` record (None when empty)."""
-    vals = [v["seconds"] * 1000 / v["megapixels"] for v in images.values() if v["megapixels"]]
-    return float(np.median(vals)) if vals else None
 
 
 def cost_record(params: int, flops: int | None, megapixels: float | None,

@@ -4,6 +4,8 @@ code (nor torch): a method's module is imported only by :func:`load_class`."""
 from __future__ import annotations
 
 import difflib
+import hashlib
+import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -47,24 +49,55 @@ def get_card(name: str) -> MethodCard:
     return cards[name]
 
 
+def _plugin_package(card: MethodCard) -> str:
+    """The method folder as a package ``deblurbench_plugins.<name>``, so that its modules may
+    import each other relatively (``from .unet import UNet``); ``__init__.py`` is optional."""
+    import types
+
+    root = "deblurbench_plugins"
+    if root not in sys.modules:
+        ns = types.ModuleType(root)
+        ns.__path__ = []  # a namespace for every plugin, holding no files of its own
+        sys.modules[root] = ns
+    # the folder's hash in the name: two projects' plugins of one name never share a module
+    tag = hashlib.sha1(str(card.folder).encode()).hexdigest()[:8]
+    pkg = f"{root}.{card.name.replace('-', '_')}_{tag}"
+    if pkg not in sys.modules:
+        init = card.folder / "__init__.py"
+        if init.is_file():
+            spec = importlib.util.spec_from_file_location(
+                pkg, init, submodule_search_locations=[str(card.folder)])
+        else:
+            spec = importlib.machinery.ModuleSpec(pkg, None, is_package=True)
+            spec.submodule_search_locations = [str(card.folder)]
+        assert spec is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[pkg] = module
+        try:
+            if spec.loader is not None:
+                spec.loader.exec_module(module)
+        except Exception:
+            del sys.modules[pkg]
+            raise
+    return pkg
+
+
 def load_class(card: MethodCard) -> type[Method]:
-    """Import the entry module from the method folder under a private, unique module name."""
+    """Import the entry module of the method folder, loaded as a package of its own."""
     from deblurbench.methods.base import Method
 
     module_name, cls_name = card.entry.split(":")
-    qual = f"deblurbench_plugins.{card.name.replace('-', '_')}.{module_name}"
-    if qual in sys.modules:
-        module = sys.modules[qual]
-    else:
-        spec = importlib.util.spec_from_file_location(qual, card.folder / f"{module_name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[qual] = module
-        try:
-            spec.loader.exec_module(module)
-        except Exception:
-            del sys.modules[qual]
-            raise
+    gone = [r for r in card.requires if importlib.util.find_spec(r) is None]
+    if gone:
+        raise ConfigError(f"{card.folder / 'method.yaml'}: requires {', '.join(gone)}, not "
+                          f"installed here (pip install {' '.join(gone)})")
+    pkg = _plugin_package(card)
+    try:
+        module = importlib.import_module(f"{pkg}.{module_name}")
+    except Exception:
+        for key in [k for k in sys.modules if k == pkg or k.startswith(pkg + ".")]:
+            del sys.modules[key]  # a fixed file imports afresh in the same process
+        raise
     cls = getattr(module, cls_name, None)
     if cls is None:
         raise ConfigError(f"{card.folder / 'method.yaml'}: entry class {cls_name!r} not found "
@@ -72,6 +105,7 @@ def load_class(card: MethodCard) -> type[Method]:
     if not (isinstance(cls, type) and issubclass(cls, Method)):
         raise ConfigError(f"{card.folder / 'method.yaml'}: {card.entry} is not a "
                           f"deblurbench.methods.base.Method subclass")
+    cls.card = card  # the method's pretrained parts are looked up on its card
     if card.trainable and cls.train is Method.train:
         raise ConfigError(f"{card.folder / 'method.yaml'}: trainable: true but {card.entry} "
                           f"does not implement train(loader, params, callbacks)")

@@ -49,7 +49,7 @@ from deblurbench.methods.cost import (
 )
 from deblurbench.methods.registry import get_card, load_class
 from deblurbench.methods.tiling import padded, restore_tiled, tile_count
-from deblurbench.paths import run_dir
+from deblurbench.runs import RunRecord, load_run, read_record, run_folder, run_name
 
 RANGE_TOLERANCE = 1e-3  # outputs may overshoot [0, 1] by rounding; more is a method bug
 
@@ -119,7 +119,8 @@ def pick_precision(requested: str, dev: str, card: MethodCard) -> str:
 
 
 def load_inputs(row, card: MethodCard, dev: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    from deblurbench.methods.train import load_extra
+    """The blurry image and the card's test-time ``inputs``; never its ``train_inputs``."""
+    from deblurbench.inputs import loader
 
     def tensor(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a).permute(2, 0, 1)[None].contiguous().to(dev)
@@ -129,11 +130,10 @@ def load_inputs(row, card: MethodCard, dev: str) -> tuple[torch.Tensor, dict[str
     for k in card.inputs:
         if k == "blurry":
             continue
-        path = getattr(row, k, None)
-        if not isinstance(path, str):
-            raise ValueError(f"method {card.name!r} needs input {k!r}, which image "
-                             f"{row.image_id!r} of {row.dataset} does not have")
-        extras[k] = tensor(load_extra(path, k))
+        try:
+            extras[k] = tensor(loader(k)(row))
+        except ValueError as exc:
+            raise ValueError(f"method {card.name!r} needs input {k!r}: {exc}") from None
     return x, extras
 
 
@@ -141,8 +141,12 @@ def run_method(name: str, dataset: str, split: str, device: str = "auto",
                small: bool | None = None, output_bits: int = 16, tile_size: int | None = None,
                tile_overlap: int | None = None, precision: str = "auto", seed: int = 0,
                timeout: float | None = None, trained_on: str | None = None,
-               batch_size: int = 4) -> dict:
-    """Restore every image of (dataset, split); returns the run record (also ``run.json``)."""
+               batch_size: int = 4, variant: str | None = None,
+               overrides: dict | None = None) -> dict:
+    """Restore every image of (dataset, split); returns the run record (also ``run.json``).
+
+    The run lands in ``outputs/<method>[+variant][~trained_on]/<dataset>/<split>/``
+    (:func:`deblurbench.runs.run_name`)."""
     card = get_card(name)
     dcard = get_dataset_card(dataset)
     rows = load_manifest(dataset, split)
@@ -153,7 +157,7 @@ def run_method(name: str, dataset: str, split: str, device: str = "auto",
     if card.device == "gpu" and not on_gpu and small is False:
         raise ValueError(f"method {name!r} needs a GPU for its paper configuration")
     use_small = (not on_gpu) if small is None else small
-    params = resolve_params(card, use_small)
+    params = resolve_params(card, use_small, variant, overrides)
     config = "small" if use_small else "paper"
     prec = pick_precision(precision, dev, card)
     tile = tile_size if tile_size is not None else card.tile_size
@@ -172,9 +176,12 @@ def run_method(name: str, dataset: str, split: str, device: str = "auto",
         from deblurbench.methods.train import load_trained
 
         source = trained_on or dataset
-        if card.needs_training or checkpoint_path(name, source, config).exists():
-            state, ckpt = load_trained(card, source, config, params)
-    final = run_dir(name, dataset, split)
+        if card.needs_training or checkpoint_path(name, source, config, variant).exists():
+            state, ckpt = load_trained(card, source, config, params, variant)
+    elif trained_on and trained_on != dataset:
+        raise ValueError(f"--trained-on {trained_on}: method {name!r} is not trainable")
+    final = run_folder(run_name(name, dataset, variant, trained_on if ckpt else None),
+                       dataset, split)
     partial = final.with_name(final.name + ".partial")
     if ranks.index == 0:
         shutil.rmtree(partial, ignore_errors=True)
@@ -186,7 +193,9 @@ def run_method(name: str, dataset: str, split: str, device: str = "auto",
               "config": config, "device": provenance.device_name(dev), "precision": prec,
               "seed": seed, "tiling": {"size": tile, "overlap": overlap if tile else None,
                                        "pad_multiple": card.pad_multiple},
-              "checkpoint": ckpt, "started": provenance.now(), "git_rev": provenance.git_rev(),
+              "checkpoint": ckpt, "trained_on": ckpt["dataset"] if ckpt else None,
+              "variant": variant, "method_card": card_facts(card), "weights": [],
+              "started": provenance.now(), "git_rev": provenance.git_rev(),
               "versions": provenance.versions("torch", "numpy"), "output_bits": output_bits,
               "status": "running", "error": None, "images": {}, "cost": None,
               "cost_spec": COST_SPEC, "processes": ranks.count}
@@ -201,14 +210,15 @@ def run_method(name: str, dataset: str, split: str, device: str = "auto",
             raise MethodFailure(f"method {name!r} failed to load: {type(exc).__name__}: {exc}"
                                 ) from exc
         n_params = count_params(method.networks())
+        n_trainable = count_params(method.networks(), trainable_only=True)
         memory.start()
         for i, row in enumerate(tqdm(rows.itertuples(), total=len(rows),
                                      desc=f"{name} on {dataset}/{split}", unit="img")):
             x, extras = load_inputs(row, card, dev)
             restore = make_restorer(method, card, row.image_id, prec, dev, tile, overlap, batch_size)
             if i == 0:  # FLOPs of one untimed pass; FlopCounterMode slows what it watches
-                flops = _guarded(lambda r=restore, x=x, e=extras: count_flops(lambda: r(x, e)), name,
-                                 row.image_id, timeout)
+                flops, flops_how = _flops(method, restore, x, extras, name, row.image_id,
+                                          timeout)
                 flops_mp = x.shape[-2] * x.shape[-1] / 1e6
             torch.manual_seed(seed)
             t0 = time.perf_counter()
@@ -225,7 +235,8 @@ def run_method(name: str, dataset: str, split: str, device: str = "auto",
                 "tiles": tile_count(h, w, tile, overlap) if tile else 1}
         memory.stop()
         record["status"] = "ok"
-        record["cost"] = cost_record(n_params, flops, flops_mp, record["images"], memory)
+        record["cost"] = cost_record(n_params, flops, flops_mp, record["images"], memory) | {
+            "trainable_params": n_trainable, "flops_how": flops_how}
     except MethodFailure as exc:
         record["status"] = "failed"
         record["error"] = str(exc)
@@ -235,7 +246,7 @@ def run_method(name: str, dataset: str, split: str, device: str = "auto",
         ranks.barrier()
         if ranks.index != 0:
             ranks.barrier()  # rank 0 merges and renames
-            return load_run_record(name, dataset, split)
+            return read_record(final).to_dict()
         record = merge_rank_records([json.loads((partial / f".rank-{k}.json").read_text())
                                      for k in range(ranks.count)])
         for k in range(ranks.count):
@@ -245,7 +256,9 @@ def run_method(name: str, dataset: str, split: str, device: str = "auto",
         for p in partial.glob("*.png"):
             p.unlink()
         record["images"] = {}
-    (partial / "run.json").write_text(json.dumps(record, indent=1))
+    weights = getattr(method, "weights_used", None) if "method" in locals() else None
+    record["weights"] = list(weights() if callable(weights) else [])
+    RunRecord.from_dict(record, str(partial / "run.json")).write(partial)
     shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)
     ranks.barrier()
@@ -295,6 +308,18 @@ def merge_rank_records(recs: list[dict]) -> dict:
     return out
 
 
+def _flops(method, restore, x, extras, name: str, image_id: str, timeout: float | None,
+           ) -> tuple[int, str]:
+    """FLOPs of restoring ``x``: the method's probe (one step times its count) when it has
+    one, else one full, untimed restore; and how they were counted."""
+    probe = method.flops_probe(x, **extras)
+    if probe is None:
+        n = _guarded(lambda: count_flops(lambda: restore(x, extras)), name, image_id, timeout)
+        return n, "one full restore of the first image"
+    fn, times, how = probe
+    return _guarded(lambda: count_flops(fn), name, image_id, timeout) * int(times), how
+
+
 def _guarded(fn, name: str, image_id: str, timeout: float | None):
     """Run ``fn`` under the time limit; any exception of the method becomes a MethodFailure."""
     try:
@@ -332,18 +357,17 @@ def make_restorer(method, card: MethodCard, image_id: str, prec: str, dev: str, 
     return restore
 
 
+def card_facts(card: MethodCard) -> dict:
+    """What the board shows of a method card, carried in the run record."""
+    from dataclasses import asdict
+
+    facts = {k: (str(v) if k == "folder" else v) for k, v in asdict(card).items()}
+    return facts
+
+
 def load_run_record(method: str, dataset: str, split: str) -> dict:
-    path = run_dir(method, dataset, split) / "run.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no run; run `deblurbench methods run {method} "
-                                f"--dataset {dataset} --split {split}` first")
-    return json.loads(path.read_text())
-
-
-def summary_latency(record: dict) -> float | None:
-    """Median milliseconds per megapixel over the run's images (None for an empty run)."""
-    return latency_ms_per_mp(record["images"])
+    return load_run(method, dataset, split).to_dict()
 
 
 def output_path(method: str, dataset: str, split: str, image_id: str) -> Path:
-    return run_dir(method, dataset, split) / f"{image_id}.png"
+    return run_folder(method, dataset, split) / f"{image_id}.png"

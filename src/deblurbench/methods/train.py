@@ -5,192 +5,50 @@ its model, loss and optimizer (``Method.train(loader, params, callbacks)``). Eve
 through ``accelerate.Accelerator``, so the same code runs on one CPU, one GPU, or several GPUs
 under ``accelerate launch -m deblurbench.cli methods train ...``.
 
-Data are random crops of the (dataset, split) pairs, drawn for step ``s`` on process ``p`` from
-``numpy.random.default_rng([seed, s, p])``: a run resumed at step ``k`` sees exactly the batches
-an uninterrupted run would have seen, so resuming reproduces it (tested). Runner knobs read from
-the method's params: ``train_steps`` (default 100), ``batch_size`` (per process, default 4),
-``crop_size`` (default 128, capped by the smallest image), ``checkpoint_every`` (default 50).
+Data are random crops of the (dataset, split) pairs (:mod:`train_data`): a run resumed at step
+``k`` sees exactly the batches an uninterrupted run would have seen, and optimizers, schedulers,
+EMA and RNG states are restored, so resuming reproduces it (tested). Runner knobs read from the
+method's params:
+
+- ``train_steps`` (default 100) or ``train_epochs`` (passes over the split's images, in steps
+  of ``batch_size`` x processes), ``stages`` (:func:`train_context.parse_stages`);
+- ``batch_size`` (per process, default 4), ``grad_accum`` (micro-batches per step, default 1),
+  ``crop_size`` (default 128, capped by the smallest image), ``augment`` (flips, default off);
+- ``checkpoint_every`` (default 50); ``unpaired_split``: a split whose blurry images (sharp
+  ones not needed) come beside each batch as ``unpaired_blurry``;
+- ``validate_every`` (steps; 0 or absent: no validation), ``val_split`` (default ``val``),
+  ``val_images`` (at most this many, default all), ``select`` (``best``: the state with the best
+  validation PSNR is what ``methods run`` uses; ``last``: the final state).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
-from collections import OrderedDict
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from deblurbench import provenance
 from deblurbench.datasets.manifest import get_card as get_dataset_card
-from deblurbench.datasets.manifest import load_manifest
-from deblurbench.io import read_image
-from deblurbench.methods.base import Method
 from deblurbench.methods.card import MethodCard, resolve_params
 from deblurbench.methods.checkpoint import (
     CheckpointError,
     checkpoint_path,
+    file_digest,
     load_checkpoint,
     mismatches,
-    rng_state,
-    save_checkpoint,
     set_rng_state,
 )
 from deblurbench.methods.registry import get_card, load_class
+from deblurbench.methods.train_context import TrainContext, Validation, parse_stages
+from deblurbench.methods.train_data import PairSource, StepLoader
 
 
 class TrainFailure(RuntimeError):
     """A method whose training crashed; names the method and the step."""
-
-
-def load_extra(path: str, kind: str) -> np.ndarray:
-    """An optional input as float32 HxWxC: dual-pixel views (C=3) or a blur map (C=1, pixels)."""
-    if kind == "blur_map":
-        arr = np.load(path).astype(np.float32)
-        return arr[..., None] if arr.ndim == 2 else arr
-    return read_image(path)
-
-
-class PairSource:
-    """Training pairs of a (dataset, split), decoded on demand and cached (at most ``cache``)."""
-
-    def __init__(self, dataset: str, split: str, inputs: list[str], cache: int = 128):
-        self.rows = load_manifest(dataset, split)
-        if len(self.rows) == 0:
-            raise ValueError(f"{dataset}/{split}: no pairs to train on")
-        missing = self.rows[self.rows["sharp"].isna()]
-        if len(missing):
-            raise ValueError(f"{dataset}/{split}: image {missing.iloc[0]['image_id']!r} has no "
-                             f"sharp target; training needs ground truth")
-        self.extras = [k for k in inputs if k != "blurry"]
-        for k in self.extras:
-            bad = self.rows[self.rows[k].isna()]
-            if len(bad):
-                raise ValueError(f"{dataset}/{split}: image {bad.iloc[0]['image_id']!r} lacks "
-                                 f"input {k!r} that the method needs")
-        self.min_side = int(min(self.rows["height"].min(), self.rows["width"].min()))
-        self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
-        self._size = cache
-
-    def pair(self, i: int) -> dict[str, np.ndarray]:
-        if i in self._cache:
-            self._cache.move_to_end(i)
-            return self._cache[i]
-        row = self.rows.iloc[i]
-        item = {"blurry": read_image(row["blurry"]), "sharp": read_image(row["sharp"])}
-        for k in self.extras:
-            item[k] = load_extra(row[k], k)
-        self._cache[i] = item
-        if len(self._cache) > self._size:
-            self._cache.popitem(last=False)
-        return item
-
-    def batch(self, rng: np.random.Generator, batch_size: int, crop: int,
-              device: torch.device) -> dict[str, torch.Tensor]:
-        crops: dict[str, list[np.ndarray]] = {}
-        for i in rng.integers(0, len(self.rows), size=batch_size):
-            item = self.pair(int(i))
-            h, w = item["blurry"].shape[:2]
-            y0 = int(rng.integers(0, h - crop + 1))
-            x0 = int(rng.integers(0, w - crop + 1))
-            for k, v in item.items():
-                crops.setdefault(k, []).append(v[y0:y0 + crop, x0:x0 + crop])
-        return {k: torch.from_numpy(np.stack(v)).permute(0, 3, 1, 2).contiguous().to(device)
-                for k, v in crops.items()}
-
-
-class StepLoader:
-    """Yields the batch of every step from ``start_step + 1`` to ``max_steps``."""
-
-    def __init__(self, source: PairSource, seed: int, process: int, batch_size: int, crop: int,
-                 start_step: int, max_steps: int, device: torch.device):
-        self.source, self.seed, self.process = source, seed, process
-        self.batch_size, self.crop = batch_size, crop
-        self.start_step, self.max_steps, self.device = start_step, max_steps, device
-
-    def __len__(self) -> int:
-        return max(0, self.max_steps - self.start_step)
-
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        for step in range(self.start_step + 1, self.max_steps + 1):
-            rng = np.random.default_rng([self.seed, step, self.process])
-            yield self.source.batch(rng, self.batch_size, self.crop, self.device)
-
-
-@dataclass
-class TrainContext:
-    """The ``callbacks`` a method's ``train`` receives."""
-
-    accelerator: Any
-    method: Method
-    max_steps: int
-    start_step: int
-    checkpoint_every: int
-    deadline: float | None
-    payload: dict[str, Any]
-    path: Path
-    resume_optimizers: list[dict] = field(default_factory=list)
-    global_step: int = 0
-    stopped: str | None = None
-    history: list[list[float]] = field(default_factory=list)
-    optimizers: list[Any] = field(default_factory=list)
-    _bar: Any = None
-
-    @property
-    def device(self) -> torch.device:
-        return self.accelerator.device
-
-    def prepare(self, *objs: Any) -> Any:
-        return self.accelerator.prepare(*objs)
-
-    def backward(self, loss: torch.Tensor) -> None:
-        self.accelerator.backward(loss)
-
-    def track(self, optimizer: Any) -> Any:
-        """Include ``optimizer`` in checkpoints; on resume, load its saved state now."""
-        i = len(self.optimizers)
-        if i < len(self.resume_optimizers):
-            optimizer.load_state_dict(self.resume_optimizers[i])
-        self.optimizers.append(optimizer)
-        return optimizer
-
-    def step(self, loss: float | None = None) -> bool:
-        """Call once per finished step; returns False when training must stop now."""
-        self.global_step += 1
-        if loss is not None:
-            every = max(1, self.max_steps // 500)
-            if self.global_step % every == 0 or self.global_step == self.max_steps:
-                self.history.append([self.global_step, float(loss)])
-            if self._bar is not None:
-                self._bar.set_postfix(loss=f"{loss:.4g}")
-        if self._bar is not None:
-            self._bar.update(1)
-        if self.global_step >= self.max_steps:
-            return False
-        if self.deadline is not None and time.monotonic() > self.deadline:
-            self.stopped = "time limit"
-            self.save(finished=False)
-            return False
-        if self.global_step % self.checkpoint_every == 0:
-            self.save(finished=False)
-        return True
-
-    def save(self, finished: bool) -> None:
-        self.accelerator.wait_for_everyone()
-        if not self.accelerator.is_main_process:
-            return
-        extra: dict[str, Any] = {}
-        if not finished:
-            extra = {"optimizers": [o.state_dict() for o in self.optimizers], "rng": rng_state()}
-        save_checkpoint(self.path, {**self.payload, "step": self.global_step,
-                                    "max_steps": self.max_steps, "finished": finished,
-                                    "saved": provenance.now(), "history": self.history,
-                                    "state": self.method.state_dict(), **extra})
 
 
 def _accelerator(device: str, card: MethodCard):
@@ -203,9 +61,42 @@ def _accelerator(device: str, card: MethodCard):
     return Accelerator(cpu=cpu, mixed_precision=amp)
 
 
+def _steps(params: dict[str, Any], n_images: int, processes: int) -> int:
+    """``train_steps``, or ``train_epochs`` passes over the images in global batches."""
+    if "train_epochs" in params:
+        per_epoch = math.ceil(n_images / (int(params.get("batch_size", 4)) * processes))
+        return max(1, math.ceil(float(params["train_epochs"]) * per_epoch))
+    return int(params.get("train_steps", 100))
+
+
+def _validation(dataset: str, params: dict[str, Any], inputs: list[str]) -> Validation | None:
+    """The validation images of ``params.val_split`` (default ``val``), or None when
+    ``validate_every`` is off or the data set has no such split (the record says so).
+    ``inputs``: the card's test-time inputs only; validation restores as a test run does."""
+    every = int(params.get("validate_every", 0) or 0)
+    if every <= 0:
+        return None
+    split = str(params.get("val_split", "val"))
+    if split == "test":
+        raise ValueError("params.val_split: the test split is never used to choose a checkpoint")
+    try:
+        source = PairSource(dataset, split, inputs)
+    except ValueError:
+        return None
+    n = min(int(params.get("val_images", len(source.rows))), len(source.rows))
+    images = []
+    for i in range(n):
+        item = source.pair(i)
+        extras = {k: v for k, v in item.items() if k not in ("blurry", "sharp")}
+        images.append((str(source.rows.iloc[i]["image_id"]), item["blurry"], item["sharp"],
+                       extras))
+    return Validation(images, every)
+
+
 def train_method(name: str, dataset: str, split: str = "train", device: str = "auto",
                  small: bool | None = None, seed: int = 0, max_seconds: float | None = None,
-                 force: bool = False, retrain_stale: bool = False) -> dict:
+                 force: bool = False, retrain_stale: bool = False,
+                 variant: str | None = None, overrides: dict[str, Any] | None = None) -> dict:
     """Train (or resume training) ``name`` on (dataset, split); returns the training record.
 
     An existing checkpoint is resumed when it is unfinished and made with the same settings.
@@ -223,18 +114,22 @@ def train_method(name: str, dataset: str, split: str = "train", device: str = "a
     if card.device == "gpu" and not on_gpu and not use_small:
         raise ValueError(f"method {name!r} needs a GPU for its paper configuration")
     config = "small" if use_small else "paper"
-    params = resolve_params(card, use_small)
-    path = checkpoint_path(name, dataset, config)
+    params = resolve_params(card, use_small, variant, overrides)
+    path = checkpoint_path(name, dataset, config, variant)
     payload = {"method": name, "method_version": card.version, "dataset": dataset,
                "dataset_version": dcard.version, "split": split, "config": config,
-               "params": params, "seed": seed, "git_rev": provenance.git_rev(),
+               "variant": variant, "params": params, "seed": seed,
+               "git_rev": provenance.git_rev(),
                "versions": provenance.versions("torch", "accelerate")}
-    max_steps = int(params.get("train_steps", 100))
+    inputs = [*card.inputs, *card.train_inputs]
+    source = PairSource(dataset, split, inputs)
+    max_steps = _steps(params, len(source.rows), accelerator.num_processes)
+    stages = parse_stages(params, max_steps)
     record = {**payload, "status": "running", "error": None, "started": provenance.now(),
               "device": provenance.device_name(str(accelerator.device)),
               "num_processes": accelerator.num_processes, "checkpoint": str(path),
               "resumed_from": None, "max_steps": max_steps}
-    start_step, resume_opt, resume_rng, state = 0, [], None, None
+    start_step, resume, state = 0, {}, None
     ckpt = load_checkpoint(path) if path.exists() and not force else None
     if ckpt is not None and retrain_stale and (ckpt["finished"] or mismatches(ckpt, payload)):
         ckpt = None
@@ -247,8 +142,7 @@ def train_method(name: str, dataset: str, split: str = "train", device: str = "a
             record |= {"status": "finished", "step": ckpt["step"], "finished": provenance.now(),
                        "note": "already trained; pass --force to retrain"}
             return record
-        start_step, state = int(ckpt["step"]), ckpt["state"]
-        resume_opt, resume_rng = ckpt.get("optimizers", []), ckpt.get("rng")
+        start_step, state, resume = int(ckpt["step"]), ckpt["state"], ckpt
         record["resumed_from"] = start_step
     from accelerate.utils import set_seed
 
@@ -256,16 +150,30 @@ def train_method(name: str, dataset: str, split: str = "train", device: str = "a
     method = load_class(card)(params, device=str(accelerator.device))
     if state is not None:
         method.load_state_dict(state)
-    if resume_rng is not None:
-        set_rng_state(resume_rng)
-    source = PairSource(dataset, split, card.inputs)
+    # the frozen pretrained parts a checkpoint was trained with, by digest (or random init)
+    payload["pretrained"] = record["weights"] = method.weights_used()
+    if resume.get("rng") is not None:
+        set_rng_state(resume["rng"])
+    validation = _validation(dataset, params, card.inputs)
+    if int(params.get("validate_every", 0) or 0) > 0 and validation is None:
+        record["note"] = (f"no {params.get('val_split', 'val')} split in {dataset}: no "
+                          f"validation, the last state is used")
     crop = min(int(params.get("crop_size", 128)), source.min_side)
-    loader = StepLoader(source, seed, accelerator.process_index, int(params.get("batch_size", 4)),
-                        crop, start_step, max_steps, accelerator.device)
+    grad_accum = max(1, int(params.get("grad_accum", 1)))
+    unpaired = None
+    if params.get("unpaired_split"):  # blurry-only images beside the pairs, same crops
+        unpaired = PairSource(dataset, str(params["unpaired_split"]), ["blurry"], paired=False)
+        crop = min(crop, unpaired.min_side)
+    loader = StepLoader(source, seed, accelerator.process_index,
+                        int(params.get("batch_size", 4)) * grad_accum, crop, start_step,
+                        max_steps, accelerator.device, augment=bool(params.get("augment", False)),
+                        unpaired=unpaired)
     deadline = time.monotonic() + max_seconds if max_seconds else None
     ctx = TrainContext(accelerator, method, max_steps, start_step,
                        max(1, int(params.get("checkpoint_every", 50))), deadline, payload, path,
-                       resume_optimizers=resume_opt, global_step=start_step)
+                       resume=resume, stages=stages, validation=validation,
+                       pad_multiple=card.pad_multiple, grad_accum=grad_accum,
+                       global_step=start_step)
     t0 = time.perf_counter()
     ctx._bar = tqdm(total=max_steps, initial=start_step, desc=f"train {name} on {dataset}/{split}",
                     unit="step", disable=not accelerator.is_main_process)
@@ -290,7 +198,7 @@ def train_method(name: str, dataset: str, split: str = "train", device: str = "a
             ctx.save(finished=True)
             record |= {"status": "finished", "step": ctx.global_step}
     record |= {"finished": provenance.now(), "seconds": round(time.perf_counter() - t0, 3),
-               "history": ctx.history}
+               "history": ctx.history, "val_history": ctx.val_history, "best": ctx.best}
     if accelerator.is_main_process:
         log = path.with_suffix(".json")
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -299,9 +207,12 @@ def train_method(name: str, dataset: str, split: str = "train", device: str = "a
 
 
 def load_trained(card: MethodCard, dataset: str, config: str, params: dict,
-                 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The finished checkpoint of ``card`` trained on ``dataset``; returns (state, summary)."""
-    path = checkpoint_path(card.name, dataset, config)
+                 variant: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The finished checkpoint of ``card`` trained on ``dataset``; returns (state, summary).
+
+    With ``params.select: best`` (and a validation record in the checkpoint) the state is the
+    one kept at the best validation score; otherwise the final one. The summary says which."""
+    path = checkpoint_path(card.name, dataset, config, variant)
     if not path.exists():
         raise CheckpointError(f"{path}: method {card.name!r} is trainable and has no {config} "
                               f"checkpoint for {dataset}; run `deblurbench methods train "
@@ -318,7 +229,14 @@ def load_trained(card: MethodCard, dataset: str, config: str, params: dict,
         raise CheckpointError(f"{path}: training stopped at step {ckpt['step']} of "
                               f"{ckpt['max_steps']}; resume it with `deblurbench methods train "
                               f"{card.name} --dataset {dataset}`")
-    summary = {"path": str(path), "dataset": dataset, "dataset_version": ckpt["dataset_version"],
-               "split": ckpt["split"], "step": ckpt["step"], "seed": ckpt["seed"],
+    best = ckpt.get("best")
+    use_best = params.get("select", "best") == "best" and ckpt.get("best_state") is not None
+    state = ckpt["best_state"] if use_best else ckpt["state"]
+    selected = (f"best validation {best['metric']} {best['value']:.3f} at step {best['step']}"
+                if use_best else f"last state, step {ckpt['step']}")
+    summary = {"path": str(path), "sha256": file_digest(path), "dataset": dataset,
+               "dataset_version": ckpt["dataset_version"], "split": ckpt["split"],
+               "step": best["step"] if use_best else ckpt["step"],
+               "trained_steps": ckpt["step"], "selected": selected, "seed": ckpt["seed"],
                "saved": ckpt["saved"]}
-    return ckpt["state"], summary
+    return state, summary

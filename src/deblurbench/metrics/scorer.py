@@ -28,8 +28,6 @@ from deblurbench import provenance
 from deblurbench.datasets.manifest import get_card as get_dataset_card
 from deblurbench.datasets.manifest import load_manifest
 from deblurbench.io import ImageError, read_image
-from deblurbench.methods.registry import get_card as get_method_card
-from deblurbench.methods.runner import load_run_record, output_path, summary_latency
 from deblurbench.metrics import aggregate, regions
 from deblurbench.metrics.spec import (
     PROTOCOLS,
@@ -40,6 +38,7 @@ from deblurbench.metrics.spec import (
     get_metric,
     spec_id,
 )
+from deblurbench.runs import latency_ms_per_mp, load_run, output_path
 from deblurbench.store import db
 
 REFERENCES = ("original", "aligned")
@@ -121,11 +120,12 @@ def score_run(method: str, dataset: str, split: str, db_path: str | Path,
     if reference not in REFERENCES:
         raise ValueError(f"unknown reference {reference!r} (known: {', '.join(REFERENCES)})")
     chosen = [get_metric(m, protocol) for m in dict.fromkeys(metrics)]
-    record = load_run_record(method, dataset, split)
+    run = load_run(method, dataset, split)  # ``method``: the run's folder name
+    record = run.to_dict()
     dcard = get_dataset_card(dataset)
-    mcard = get_method_card(method)
+    mcard = run.method_card | {"name": run.board_name, "source": run.source}
     rows = _manifest(dataset, split, reference)
-    rid = run_id(method, dataset, split, protocol, reference)
+    rid = run_id(run.board_name, dataset, split, protocol, reference)
     bits = int(rows["bit_depth"].max()) if len(rows) else dcard.bit_depth
     specs = {}
     for m in chosen:
@@ -167,7 +167,7 @@ def score_run(method: str, dataset: str, split: str, db_path: str | Path,
     finally:
         con.close()
     if metrics_dir is not None:
-        out = Path(metrics_dir) / dataset / split / f"{method}.json"
+        out = Path(metrics_dir) / dataset / split / f"{run.board_name}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"status": result["status"], "n_images": result["n_images"],
                                    **{k: v for k, v in result["means"].items()
@@ -431,12 +431,13 @@ def _commit(con, rid, fp, record, dcard, rows, mcard, specs, sids, state, status
                         [rid, name, region, sids[name], len(g), mean, lo, hi, aggregate.N_BOOT,
                          aggregate.LEVEL])
         db.upsert(con, "runs", {
-            "run_id": rid, "method": method, "method_version": record["method_version"],
+            "run_id": rid, "method": mcard["name"], "method_version": record["method_version"],
             "dataset": dataset, "dataset_version": record["dataset_version"], "split": split,
             "protocol": protocol, "status": status, "error": error,
             "started": record["started"], "finished": record.get("finished"),
             "scored": provenance.now(), "n_images": n_images,
-            "latency_ms_per_mp": cost.get("latency_ms_per_mp", summary_latency(record)),
+            "latency_ms_per_mp": cost.get("latency_ms_per_mp",
+                                           latency_ms_per_mp(record["images"])),
             "device": record["device"], "git_rev": record["git_rev"], "config": record["config"],
             "versions": record["versions"] | provenance.versions(
                 "scikit-image", "duckdb", "pyiqa", "lpips", "torch", "opencv-python-headless")
@@ -445,7 +446,10 @@ def _commit(con, rid, fp, record, dcard, rows, mcard, specs, sids, state, status
             "n_failed": int(failed["image_id"].nunique()), "n_params": cost.get("params"),
             "flops_per_mp": cost.get("flops_per_mp"), "peak_rss_mb": cost.get("peak_rss_mb"),
             "peak_gpu_mb": cost.get("peak_gpu_mb"),
-            "output_bits": output_bits}, ["run_id"])
+            "output_bits": output_bits, "base_method": record["method"],
+            "variant": record.get("variant"), "trained_on": record.get("trained_on"),
+            "checkpoint": record.get("checkpoint"), "weights": record.get("weights")},
+            ["run_id"])
         if status == "ok":
             _paired(con, rid, dataset, split, protocol, reference)
         con.execute("DELETE FROM score_staging WHERE run_id = ?", [rid])
@@ -500,10 +504,11 @@ def _write_context(con, dcard, rows, mcard, specs, sids, method_row: dict) -> No
                                   or r.sharp, "height": r.height, "width": r.width,
                                   "bit_depth": r.bit_depth}, ["dataset", "split", "image_id"])
     _write_subsets(con, dcard, rows)
-    card = {k: (str(v) if k == "folder" else v) for k, v in asdict(mcard).items()}
-    db.upsert(con, "methods", {"method": mcard.name, "version": mcard.version, "source": "measured",
-                               "kind": mcard.kind, "title": mcard.title, "paper": mcard.paper,
-                               "label": mcard.label, "card": card} | method_row, ["method"])
+    db.upsert(con, "methods", {"method": mcard["name"], "version": mcard.get("version"),
+                               "source": mcard.get("source", "measured"),
+                               "kind": mcard.get("kind"), "title": mcard.get("title"),
+                               "paper": mcard.get("paper"), "label": mcard.get("label"),
+                               "card": mcard} | method_row, ["method"])
     for name, spec in specs.items():
         db.upsert(con, "metric_specs", {"spec_id": sids[name], "metric": name,
                                         "version": spec["version"], "kind": spec["kind"],

@@ -80,4 +80,14 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN output_bits INTEGER;
     """,
+    # 4: a run's identity beyond (method, data set, split): the method its row is a run of,
+    # its variant, the data set it was trained on, the checkpoint (path, sha256, step, how it
+    # was selected) and the pretrained weights it used ([] = none / random init, said so).
+    """
+    ALTER TABLE runs ADD COLUMN base_method VARCHAR;
+    ALTER TABLE runs ADD COLUMN variant VARCHAR;
+    ALTER TABLE runs ADD COLUMN trained_on VARCHAR;
+    ALTER TABLE runs ADD COLUMN checkpoint JSON;
+    ALTER TABLE runs ADD COLUMN weights JSON;
+    """,
 ]

@@ -78,12 +78,8 @@ def try_method(card) -> list[dict]:
     with torch.no_grad():
         for i, img in enumerate(tiny_images()):
             x = torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
-            extras = {}
-            for k in card.inputs:
-                if k in ("left", "right"):
-                    extras[k] = x.clone()
-                elif k == "blur_map":
-                    extras[k] = torch.full((1, 1, *img.shape[:2]), 3.0)
+            # test-time inputs only (views: the image itself); train_inputs never reach restore
+            extras = {k: x.clone() for k in card.inputs if k != "blurry"}
             # the runner's own path: padding to pad_multiple, output checks (as `methods run`)
             restore = make_restorer(method, card, f"tiny-{i}", "fp32", "cpu", None, 0, 1)
             t0 = time.perf_counter()

@@ -11,7 +11,6 @@ source ``submitted`` and the submitter's card.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import tempfile
@@ -149,31 +148,6 @@ def submit_results(path: str | Path, dataset: str, split: str, method: str,
     return result
 
 
-STUB = '''"""Stand-in for submitted outputs: the scorer needs a card, nobody may rerun them."""
-
-from deblurbench.methods.base import Method
-
-
-class Submitted(Method):
-    def restore(self, batch, **extras):
-        raise RuntimeError("submitted outputs: the method's code is not here, it cannot be rerun")
-'''
-
-
-def _stub_card(folder: Path, card: SubmissionCard) -> Path:
-    """A method card for the scorer: the submission's name, kind, paper and description."""
-    import yaml
-
-    d = folder / card.name
-    d.mkdir(parents=True)
-    (d / "submitted.py").write_text(STUB)
-    (d / "method.yaml").write_text(yaml.safe_dump({
-        "name": card.name, "version": "submitted", "entry": "submitted:Submitted",
-        "title": (card.description.split("\n")[0][:120] or card.name), "kind": card.kind,
-        "paper": card.paper, "description": card.description, "label": card.label}))
-    return folder
-
-
 def _store(staging: Path, final: Path, method: str, dataset: str, split: str, protocol: str,
            dcard, card: SubmissionCard, db_path, metrics: list[str], source: str) -> dict:
     """Put the outputs in place and score them with the real scorer, then mark the method as
@@ -183,15 +157,18 @@ def _store(staging: Path, final: Path, method: str, dataset: str, split: str, pr
     import duckdb
 
     from deblurbench.metrics.scorer import score_run
+    from deblurbench.runs import RunRecord
 
     now = provenance.now()
-    record = {"method": method, "method_version": "submitted", "dataset": dataset,
-              "dataset_version": dcard.version, "split": split, "params": {},
-              "config": "submitted", "device": "unknown (submitted outputs)", "started": now,
-              "finished": now, "git_rev": provenance.git_rev(), "versions":
-              provenance.versions(), "status": "ok", "error": None, "source": "submitted",
-              "upload": source, "card": asdict(card), "images": {}}
-    (staging / "run.json").write_text(json.dumps(record, indent=1))
+    facts = {"name": card.name, "version": "submitted", "kind": card.kind, "paper": card.paper,
+             "title": card.description.split("\n")[0][:120] or card.name,
+             "description": card.description, "label": card.label}
+    RunRecord(method=method, method_version="submitted", dataset=dataset,
+              dataset_version=dcard.version, split=split, config="submitted", status="ok",
+              started=now, finished=now, device="unknown (submitted outputs)",
+              git_rev=provenance.git_rev(), versions=provenance.versions(),
+              method_card=facts, source="submitted", upload=source,
+              card=asdict(card)).write(staging)
     db_path = Path(db_path)
     if db_path.exists():
         con = duckdb.connect(str(db_path), read_only=True)
@@ -211,11 +188,7 @@ def _store(staging: Path, final: Path, method: str, dataset: str, split: str, pr
     shutil.move(staging, final)
     if db_path.exists():
         shutil.copyfile(db_path, db_backup)
-    stub = Path(tempfile.mkdtemp(prefix="deblurbench-card-"))
-    saved_path = os.environ.get("DEBLURBENCH_METHOD_PATH")
     try:
-        os.environ["DEBLURBENCH_METHOD_PATH"] = os.pathsep.join(
-            p for p in (str(_stub_card(stub, card)), saved_path) if p)
         # scores and the "submitted" label in one transaction: never a half-labelled run
         res = score_run(method, dataset, split, db_path, metrics, protocol,
                         method_row={"source": "submitted", "version": "submitted",
@@ -229,12 +202,6 @@ def _store(staging: Path, final: Path, method: str, dataset: str, split: str, pr
         if db_backup.exists():
             os.replace(db_backup, db_path)
         raise
-    finally:
-        if saved_path is None:
-            os.environ.pop("DEBLURBENCH_METHOD_PATH", None)
-        else:
-            os.environ["DEBLURBENCH_METHOD_PATH"] = saved_path
-        shutil.rmtree(stub, ignore_errors=True)
     shutil.rmtree(backup, ignore_errors=True)
     db_backup.unlink(missing_ok=True)
     return {"run_id": res["run_id"], "n_images": res["n_images"], "means": res["means"]}
