@@ -91,6 +91,9 @@ def honest_label(row: pd.Series) -> str:
                      f"({ckpt.get('selected', 'step ' + str(ckpt.get('step')))})")
     for w in _json(row.get("weights")) or []:
         parts.append(f"{w.get('id', '?')}: {w.get('status', '?')}")
+    # a part the card's own label already says is not said twice
+    parts = parts[:1] + [p for p in parts[1:] if p.lower() not in parts[0].lower()] \
+        if row.get("label") else parts
     out, data = row.get("output_bits"), row.get("dataset_bits")
     if pd.notna(out) and pd.notna(data) and out < data:
         parts.append(f"{int(out)}-bit outputs of {int(data)}-bit data")
