@@ -77,6 +77,18 @@ def kill_scoring_after(project: Path, done: int, total: int, *args: str) -> None
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Tiny tensors: a second torch thread only adds contention (measured 1.2 s -> 10 s for the
+    NAFNet training test when other jobs share the 2 cores)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def project(tmp_path, monkeypatch) -> Path:
     """An empty tiny project; DEBLURBENCH_ROOT and the cwd point at it."""
     root = make_project(tmp_path / "proj")

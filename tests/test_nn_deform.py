@@ -10,15 +10,7 @@ import torch.nn.functional as F
 from deblurbench.nn import DeformConv2d, ModulatedDeformConv, choose_impl
 from deblurbench.nn import deform as deform_mod
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second thread only adds contention (measured 1.2 s -> 10 s for the
-    NAFNet training test when other jobs share the 2 cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # in_ch, out_ch, groups, offset_groups, kernel, stride, padding, dilation

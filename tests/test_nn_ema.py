@@ -8,15 +8,7 @@ from torch import nn
 
 from deblurbench.nn import EMA
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second thread only adds contention (measured 1.2 s -> 10 s for the
-    NAFNet training test when other jobs share the 2 cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def model(seed: int = 0) -> nn.Module:

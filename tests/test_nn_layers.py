@@ -19,15 +19,7 @@ from deblurbench.nn import (
     count_parameters,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second thread only adds contention (measured 1.2 s -> 10 s for the
-    training test when other jobs share the 2 cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_nafnet(**kw) -> NAFNet:

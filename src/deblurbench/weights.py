@@ -199,11 +199,10 @@ def resolve(part: Pretrained) -> tuple[dict[str, Path] | None, dict]:
 
 def all_needs() -> Needs:
     """Every weight file the project knows: metrics' and method cards' (lazy, no torch)."""
-    from deblurbench.metrics.weights import REQUIRED
-
     from deblurbench.methods.registry import discover
+    from deblurbench.metrics.weights import _needs as metric_needs
 
-    needs: Needs = {f"metric:{k}": v for k, v in REQUIRED.items()}
+    needs: Needs = metric_needs()
     for name, card in discover().items():
         for part in card.pretrained:
             needs[f"method:{name}/{part.id}"] = tuple(part.files)

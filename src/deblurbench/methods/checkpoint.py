@@ -39,16 +39,6 @@ def checkpoint_path(method: str, dataset: str, config: str, variant: str | None 
     return checkpoints_dir() / method / dataset / f"{config}{'+' + variant if variant else ''}.pt"
 
 
-def file_digest(path: Path) -> str:
-    """sha256 of a checkpoint file: which weights a run used, on its board row."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

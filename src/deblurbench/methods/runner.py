@@ -49,7 +49,7 @@ from deblurbench.methods.cost import (
 )
 from deblurbench.methods.registry import get_card, load_class
 from deblurbench.methods.tiling import padded, restore_tiled, tile_count
-from deblurbench.runs import RunRecord, load_run, read_record, run_folder, run_name
+from deblurbench.runs import RunRecord, read_record, run_folder, run_name
 
 RANGE_TOLERANCE = 1e-3  # outputs may overshoot [0, 1] by rounding; more is a method bug
 
@@ -201,6 +201,7 @@ def run_method(name: str, dataset: str, split: str, device: str = "auto",
               "cost_spec": COST_SPEC, "processes": ranks.count}
     memory = PeakMemory(dev)
     flops, flops_mp, n_params = None, None, 0
+    method = None  # stays None when the method fails to load
     try:
         try:
             method = load_class(card)(params, device=dev)
@@ -256,8 +257,7 @@ def run_method(name: str, dataset: str, split: str, device: str = "auto",
         for p in partial.glob("*.png"):
             p.unlink()
         record["images"] = {}
-    weights = getattr(method, "weights_used", None) if "method" in locals() else None
-    record["weights"] = list(weights() if callable(weights) else [])
+    record["weights"] = method.weights_used() if method is not None else []
     RunRecord.from_dict(record, str(partial / "run.json")).write(partial)
     shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)
@@ -363,10 +363,6 @@ def card_facts(card: MethodCard) -> dict:
 
     facts = {k: (str(v) if k == "folder" else v) for k, v in asdict(card).items()}
     return facts
-
-
-def load_run_record(method: str, dataset: str, split: str) -> dict:
-    return load_run(method, dataset, split).to_dict()
 
 
 def output_path(method: str, dataset: str, split: str, image_id: str) -> Path:

@@ -37,7 +37,6 @@ from deblurbench.methods.card import MethodCard, resolve_params
 from deblurbench.methods.checkpoint import (
     CheckpointError,
     checkpoint_path,
-    file_digest,
     load_checkpoint,
     mismatches,
     set_rng_state,
@@ -45,6 +44,7 @@ from deblurbench.methods.checkpoint import (
 from deblurbench.methods.registry import get_card, load_class
 from deblurbench.methods.train_context import TrainContext, Validation, parse_stages
 from deblurbench.methods.train_data import PairSource, StepLoader
+from deblurbench.weights import sha256_file
 
 
 class TrainFailure(RuntimeError):
@@ -234,7 +234,7 @@ def load_trained(card: MethodCard, dataset: str, config: str, params: dict,
     state = ckpt["best_state"] if use_best else ckpt["state"]
     selected = (f"best validation {best['metric']} {best['value']:.3f} at step {best['step']}"
                 if use_best else f"last state, step {ckpt['step']}")
-    summary = {"path": str(path), "sha256": file_digest(path), "dataset": dataset,
+    summary = {"path": str(path), "sha256": sha256_file(path), "dataset": dataset,
                "dataset_version": ckpt["dataset_version"], "split": ckpt["split"],
                "step": best["step"] if use_best else ckpt["step"],
                "trained_steps": ckpt["step"], "selected": selected, "seed": ckpt["seed"],

@@ -97,17 +97,22 @@ def files_reason(metric: str) -> str | None:
             f"download` on a machine with internet{alt}")
 
 
+def _needs() -> shared.Needs:
+    """The metrics' files keyed as :func:`deblurbench.weights.all_needs` keys them."""
+    return {f"metric:{k}": v for k, v in REQUIRED.items()}
+
+
 def status() -> list[dict]:
     """The metrics' rows of :func:`deblurbench.weights.status`."""
-    return shared.status({f"metric:{k}": v for k, v in REQUIRED.items()})
+    return shared.status(_needs())
 
 
 def import_dir(src: str | Path) -> list[tuple[str, Path]]:
     """Import the metrics' known files found in ``src`` (see :func:`shared.import_dir`)."""
-    return shared.import_dir(src, {f"metric:{k}": v for k, v in REQUIRED.items()})
+    return shared.import_dir(src, _needs())
 
 
 def download_missing(metrics: list[str] | None = None, mirror: str | None = None,
                      ) -> list[tuple[str, str]]:
     """Fetch the metrics' missing files (see :func:`shared.download_missing`)."""
-    return shared.download_missing(metrics, mirror, {f"metric:{k}": v for k, v in REQUIRED.items()})
+    return shared.download_missing(metrics, mirror, _needs())
