@@ -40,13 +40,19 @@ def smoke(name: str, device: str, small: bool, steps: int, size: tuple[int, int]
     bs, crop = int(params.get("batch_size", 4)), int(params.get("crop_size", 128))
     times: list[float] = []
 
+    from deblurbench.inputs import INPUTS
+
+    extras = {k: INPUTS[k].channels for k in [*card.inputs, *card.train_inputs] if k != "blurry"}
+
     def loader():
         for _ in range(steps):
             x = torch.rand(bs, 3, crop, crop, device=acc.device)
             if cuda:
                 torch.cuda.synchronize()
             times.append(time.perf_counter())
-            yield {"blurry": x, "sharp": x.roll(1, -1)}
+            more = {k: torch.rand(bs, c, crop, crop, device=acc.device) * (
+                4.0 if k == "blur_map" else 1.0) for k, c in extras.items()}
+            yield {"blurry": x, "sharp": x.roll(1, -1), **more}
 
     with tempfile.TemporaryDirectory() as tmp:
         ctx = TrainContext(acc, method, steps, 0, 10**9, None, {}, Path(tmp) / "x.pt",
@@ -60,14 +66,16 @@ def smoke(name: str, device: str, small: bool, steps: int, size: tuple[int, int]
     train_peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
     step_s = [b - a for a, b in zip(times[1:-1], times[2:])] or [times[-1] - times[0]]
     x = torch.rand(1, 3, *size, device=acc.device)
+    given = {k: torch.rand(1, c, *size, device=acc.device) for k, c in extras.items()
+             if k in card.inputs}
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     with torch.no_grad(), torch.autocast("cuda", torch.bfloat16, enabled=amp):
-        method.restore(x)  # warm-up
+        method.restore(x, **given)  # warm-up
         if cuda:
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        method.restore(x)
+        method.restore(x, **given)
         if cuda:
             torch.cuda.synchronize()
         restore_s = time.perf_counter() - t0

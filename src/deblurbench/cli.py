@@ -79,8 +79,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from deblurbench.datasets.synthetic import make_synthetic_defocus
     from deblurbench.paths import dataset_dir
 
+    if args.kind == "misalign":
+        return _synth_misalign(args)
     if args.kind not in KINDS:
-        raise ValueError(f"unknown synthetic kind {args.kind!r} (known: {', '.join(KINDS)})")
+        raise ValueError(f"unknown synthetic kind {args.kind!r} (known: {', '.join(KINDS)}, "
+                         f"misalign)")
     if args.from_dataset is not None:
         from deblurbench.annotate.synth import make_from_dataset
 
@@ -100,6 +103,24 @@ def cmd_synth(args: argparse.Namespace) -> int:
     shutil.rmtree(out, ignore_errors=True)
     recs = make_synthetic_defocus(out, _params(args).synth)
     print(f"{args.out}: rendered {len(recs)} scenes into {out}")
+    return 0
+
+
+def _synth_misalign(args: argparse.Namespace) -> int:
+    """A misaligned copy of a synthetic set's raw folder (needs --from), true alignment kept."""
+    from deblurbench.datasets.misalign import make_misaligned
+    from deblurbench.paths import dataset_dir
+
+    if args.from_dataset is None:
+        raise ValueError("synth misalign needs --from DATASET (a synthetic data set, e.g. "
+                         "synthetic-defocus)")
+    p = _params(args).synth
+    seed = p.seed if args.seed is None else args.seed
+    recs = make_misaligned(dataset_dir(args.from_dataset) / "raw", dataset_dir(args.out) / "raw",
+                           seed=seed, zoom=p.misalign_zoom, shift_px=p.misalign_shift_px)
+    print(f"{args.out}: misaligned {len(recs)} sharp images of {args.from_dataset} (zoom up to "
+          f"{p.misalign_zoom:.1%}, shift up to {p.misalign_shift_px} px); true alignment in "
+          f"{dataset_dir(args.out) / 'raw' / 'alignment.json'}")
     return 0
 
 
@@ -390,7 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth", help="make a synthetic data set (default: from skimage photos)")
     p.add_argument("kind", help="defocus (alone: the embedded photos); with --from also "
                    "defocus-gaussian, defocus-catseye, motion, motion-nonuniform, "
-                   "corrupt-{defocus,gaussian,glass,motion,zoom}")
+                   "corrupt-{defocus,gaussian,glass,motion,zoom}, and misalign (a synthetic "
+                   "set's sharp targets zoomed and shifted, true alignment kept)")
     p.add_argument("--out", required=True, help="data set name, e.g. synthetic-defocus")
     p.add_argument("--from", dest="from_dataset", metavar="DATASET",
                    help="blur the sharp images of this prepared data set into a new one")

@@ -145,6 +145,10 @@ class SynthParams:
     sensor_width_mm: float = 36.0  # spans max_side pixels (the pixel pitch)
     max_radius_px: float = 8.0
     n_layers: int = 24
+    # `deblurbench synth misalign`: the sharp target zoomed by up to this factor and shifted
+    # by up to this many pixels against the blurry image (SDD-style pairs, true alignment kept)
+    misalign_zoom: float = 0.03
+    misalign_shift_px: float = 4.0
 
 
 @dataclass(frozen=True)

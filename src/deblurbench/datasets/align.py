@@ -25,6 +25,10 @@ Outputs go to ``datasets/<name>/variants/<variant>/`` (never over the originals)
 sharp images at native bit depth, 8-bit masks (255 = valid), ``stats.parquet`` (global
 transform, mean and 95th-percentile residual flow in native pixels, masked fraction) and a
 variant manifest readable with ``load_manifest(name, variant=...)``.
+
+A synthetic misaligned set (``deblurbench synth misalign``) stores its true alignment: there the
+variant holds the exact aligned sharp image, every pixel valid, and the estimate above is kept
+only as statistics (``estimate_psnr_vs_truth``), which measures this module on known motion.
 """
 
 from __future__ import annotations
@@ -285,6 +289,7 @@ def align_dataset(name: str, params: AlignParams = AlignParams(), splits: list[s
     df = df[df["sharp"].notna()].reset_index(drop=True)
     variant = variant_name(name)
     root = dataset_dir(name)
+    truth = _truth_by_id(root / "raw")
     if df.empty:  # no ground truth (PixelDP, CUHK): say so, and leave the pipeline running
         (root / "variants").mkdir(parents=True, exist_ok=True)
         (root / "variants" / "NOTHING_TO_ALIGN.txt").write_text(
@@ -301,6 +306,8 @@ def align_dataset(name: str, params: AlignParams = AlignParams(), splits: list[s
             blurry, info = read_image_with_info(r.blurry)
             sharp, _ = read_image_with_info(r.sharp)
             res = align_pair(blurry, sharp, params)
+            if truth is not None:  # a synthetic misaligned set: the answer is known
+                res = _with_truth(res, truth, r, root / "raw")
             rel_sharp = Path(r.split) / "sharp" / f"{r.image_id}.png"
             rel_mask = Path(r.split) / "mask" / f"{r.image_id}.png"
             write_png(partial / rel_sharp, res.aligned, bits=int(r.bit_depth))
@@ -334,6 +341,35 @@ def align_dataset(name: str, params: AlignParams = AlignParams(), splits: list[s
         raise
     assert manifest_path(name, variant).exists()
     return st
+
+
+def _truth_by_id(raw: Path) -> dict[tuple[str, str], dict] | None:
+    from deblurbench.datasets.misalign import known_alignment
+
+    known = known_alignment(raw)
+    return None if known is None else {(t["split"], t["image_id"]): t for t in known["pairs"]}
+
+
+def _with_truth(estimate: AlignResult, truth: dict, r, raw: Path) -> AlignResult:
+    """The true aligned sharp image (every pixel valid) in place of the estimate, with the
+    estimate's error against it in the statistics: a check of this module on known motion."""
+    from deblurbench.datasets.misalign import ALIGNED_DIR
+
+    t = truth.get((r.split, r.image_id))
+    if t is None:
+        raise ValueError(f"{raw / 'alignment.json'}: no true alignment for {r.split}/{r.image_id}")
+    exact, _ = read_image_with_info(raw / r.split / ALIGNED_DIR / f"{r.image_id}.png")
+    if exact.shape != estimate.aligned.shape:
+        raise ValueError(f"{raw / r.split / ALIGNED_DIR / (r.image_id + '.png')}: size "
+                         f"{exact.shape} differs from the pair's {estimate.aligned.shape}")
+    ok = estimate.mask
+    stats = estimate.stats | {
+        "truth": "known (synthetic misalignment)", "true_zoom": t["zoom"], "true_dx": t["dx"],
+        "true_dy": t["dy"], "estimate_psnr_vs_truth": _psnr(exact, estimate.aligned, ok),
+        "masked_fraction": 0.0}
+    to_sharp = cv2.invertAffineTransform(np.asarray(t["matrix"], np.float64))  # blurry -> sharp
+    return AlignResult(exact.astype(np.float32), np.ones(ok.shape, bool),
+                       np.vstack([to_sharp, [0, 0, 1]]), estimate.residual, stats)
 
 
 def params_from(real, flow: str | None = None) -> AlignParams:
