@@ -16,7 +16,8 @@ from conftest import REPO
 def test_jdrl_beats_plain_l1_on_misaligned_pairs_against_the_aligned_truth(tmp_path):
     work = tmp_path / "work"
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "jdrl_misaligned.py"),
-                           "--work", str(work)], capture_output=True, text=True, timeout=3600)
+                           "--work", str(work)], capture_output=True, text=True, timeout=3600,
+                          check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((work / "result.json").read_text())
     aligned = result["aligned"]
