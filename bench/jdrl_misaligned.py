@@ -86,15 +86,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "jdrl-misaligned")
     ap.add_argument("--config", choices=["small", "paper"], default="small")
-    ap.add_argument("--steps", type=int, help="train_steps of both trainings (default: card)")
     ap.add_argument("--fresh", action="store_true", help="delete the work folder first")
     args = ap.parse_args()
     root = args.work.resolve()
     if args.fresh:
         shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
-    over = {"jdrl": {"train_steps": args.steps}} if args.steps else {}
-    setup(root, args.config, over)
+    setup(root, args.config, {})
     cli(root, "synth", "misalign", "--from", SRC, "--out", DST)
     cli(root, "datasets", "prepare", DST)
     cli(root, "datasets", "align", DST)
@@ -108,7 +106,7 @@ def main() -> int:
         name, _, variant = run.partition("+")
         cli(root, "methods", "run", name, "--dataset", DST, "--split", "test",
             *(["--variant", variant] if variant else []))
-    result = {"config": args.config, "steps": args.steps, "train_seconds": seconds,
+    result = {"config": args.config, "train_seconds": seconds,
               "aligned": scores(root, "aligned"), "original": scores(root, "original")}
     a = result["aligned"]
     result["jdrl_minus_l1_psnr_db"] = round(a["jdrl"]["psnr"] - a["jdrl+l1"]["psnr"], 4)
