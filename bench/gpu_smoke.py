@@ -1,7 +1,7 @@
 """GPU smoke test of every learned method at paper size: one short training, one restore.
 
 For each trainable learned method (or those named), with its paper params on the GPU:
-a few training steps of the paper's batch and crop size through the method's own ``train``
+a few training steps (of each training stage) at the paper's batch and crop size through the method's own ``train``
 (the runner's TrainContext, no checkpoint written), then one restore of a DPDD-sized image
 (1120x1680), with bf16 autocast where the card allows it. Prints and writes (``--out``) step
 time, peak GPU memory and throughput. Minutes on an H100; also runs on CPU with ``--small``
@@ -29,8 +29,11 @@ def smoke(name: str, device: str, small: bool, steps: int, size: tuple[int, int]
     from deblurbench.methods.train_context import TrainContext, parse_stages
 
     card = get_card(name)
-    params = resolve_params(card, small) | {"train_steps": steps}
-    params.pop("stages", None)
+    params = resolve_params(card, small)
+    if params.get("stages"):  # a staged method: every stage runs ``steps`` steps
+        params["stages"] = [{**st, "steps": steps} for st in params["stages"]]
+        steps *= len(params["stages"])
+    params["train_steps"] = steps
     cuda = device.startswith("cuda")
     amp = card.amp and cuda
     acc = Accelerator(cpu=not cuda, mixed_precision="bf16" if amp else "no")
@@ -56,7 +59,7 @@ def smoke(name: str, device: str, small: bool, steps: int, size: tuple[int, int]
 
     with tempfile.TemporaryDirectory() as tmp:
         ctx = TrainContext(acc, method, steps, 0, 10**9, None, {}, Path(tmp) / "x.pt",
-                           stages=parse_stages({}, steps))
+                           stages=parse_stages(params, steps))
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         method.train(loader(), params, ctx)
