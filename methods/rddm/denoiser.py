@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deblurbench.nn import Downsample, Upsample
+from deblurbench.nn.unet import build_levels
 
 from .blocks import RDDBlock, timestep_embedding
 
@@ -141,18 +141,7 @@ class Denoiser(nn.Module):
             return nn.ModuleList(RDDBlock(c, guide_ch, temb_ch, group_channels, impl)
                                  for _ in range(n))
 
-        self.encoders, self.downs = nn.ModuleList(), nn.ModuleList()
-        c = width
-        for n in enc_blks:
-            self.encoders.append(stage(c, n))
-            self.downs.append(Downsample(c))
-            c *= 2
-        self.middle = stage(c, mid_blks)
-        self.ups, self.decoders = nn.ModuleList(), nn.ModuleList()
-        for n in dec_blks:
-            self.ups.append(Upsample(c))
-            c //= 2
-            self.decoders.append(stage(c, n))
+        build_levels(self, width, enc_blks, mid_blks, dec_blks, stage)
         self.ending = nn.Conv2d(width, 3, 3, padding=1)
         nn.init.zeros_(self.ending.weight)
         nn.init.zeros_(self.ending.bias)

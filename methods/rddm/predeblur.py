@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from deblurbench.nn import Downsample, Upsample
+from deblurbench.nn.unet import build_levels, run_levels
 
 from .blocks import PreDeblurBlock
 
@@ -38,18 +38,7 @@ class PreDeblur(nn.Module):
         def stage(c: int, n: int) -> nn.Sequential:
             return nn.Sequential(*(PreDeblurBlock(c, group_channels, impl) for _ in range(n)))
 
-        self.encoders, self.downs = nn.ModuleList(), nn.ModuleList()
-        c = width
-        for n in enc_blks:
-            self.encoders.append(stage(c, n))
-            self.downs.append(Downsample(c))
-            c *= 2
-        self.middle = stage(c, mid_blks)
-        self.ups, self.decoders = nn.ModuleList(), nn.ModuleList()
-        for n in dec_blks:
-            self.ups.append(Upsample(c))
-            c //= 2
-            self.decoders.append(stage(c, n))
+        build_levels(self, width, enc_blks, mid_blks, dec_blks, stage)
         self.ending = nn.Conv2d(width, 3 * scale * scale, 3, padding=1)
         nn.init.zeros_(self.ending.weight)
         nn.init.zeros_(self.ending.bias)
@@ -64,12 +53,5 @@ class PreDeblur(nn.Module):
             raise ValueError(f"PreDeblur: built for {self.in_ch} input channels, got "
                              f"{x.shape[1]}")
         y = self.intro(self.unshuffle(x))
-        skips = []
-        for enc, down in zip(self.encoders, self.downs, strict=True):
-            y = enc(y)
-            skips.append(y)
-            y = down(y)
-        y = self.middle(y)
-        for up, dec, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
-            y = dec(up(y) + skip)
+        y = run_levels(self, y)
         return blurry + self.shuffle(self.ending(y))

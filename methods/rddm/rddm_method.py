@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from deblurbench.methods.base import Method
+from deblurbench.nn.unet import pad_to_multiple
 
 from .denoiser import Denoiser, SemanticGuidance
 from .estimator import DefocusMapEstimator
@@ -84,12 +85,7 @@ class RDDMMethod(Method):
         return a * b // math.gcd(a, b)
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        ph, pw = -h % self.multiple, -w % self.multiple
-        if not (ph or pw):
-            return x
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        return F.pad(x, (0, pw, 0, ph), mode=mode)
+        return pad_to_multiple(x, self.multiple)
 
     def condition(self, blurry: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(I_p, I_map). ``blurry``: the map is estimated from the blurry image and the

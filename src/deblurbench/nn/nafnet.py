@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from deblurbench.nn.layers import Downsample, NAFBlock, Upsample
+from deblurbench.nn.layers import NAFBlock
+from deblurbench.nn.unet import build_levels, pad_to_multiple, run_levels
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
@@ -43,23 +43,9 @@ class NAFNet(nn.Module):
                  dec_blk_nums: Sequence[int] = (1, 1, 1, 1),
                  zero_mean_residual: bool = False, zero_init_out: bool = True):
         super().__init__()
-        if len(enc_blk_nums) != len(dec_blk_nums):
-            raise ValueError(f"NAFNet: {len(enc_blk_nums)} encoder stages but "
-                             f"{len(dec_blk_nums)} decoder stages; they must match")
         self.zero_mean_residual = zero_mean_residual
         self.intro = nn.Conv2d(img_channel, width, 3, padding=1)
-        self.encoders, self.downs = nn.ModuleList(), nn.ModuleList()
-        c = width
-        for n in enc_blk_nums:
-            self.encoders.append(_stage(c, n))
-            self.downs.append(Downsample(c))
-            c *= 2
-        self.middle = _stage(c, middle_blk_num)
-        self.ups, self.decoders = nn.ModuleList(), nn.ModuleList()
-        for n in dec_blk_nums:
-            self.ups.append(Upsample(c))
-            c //= 2
-            self.decoders.append(_stage(c, n))
+        build_levels(self, width, enc_blk_nums, middle_blk_num, dec_blk_nums, _stage)
         self.ending = nn.Conv2d(width, img_channel, 3, padding=1)
         if zero_init_out:
             nn.init.zeros_(self.ending.weight)
@@ -71,26 +57,13 @@ class NAFNet(nn.Module):
         return 2 ** len(self.encoders)
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        ph, pw = -h % self.padder_size, -w % self.padder_size
-        if not (ph or pw):
-            return x
-        # reflect needs the pad to be shorter than the side; tiny inputs fall back to replicate
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        return F.pad(x, (0, pw, 0, ph), mode=mode)
+        return pad_to_multiple(x, self.padder_size)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """What ``forward`` adds to ``x``: the network output, cropped, mean-free if asked."""
         h, w = x.shape[-2:]
         y = self.intro(self._pad(x))
-        skips = []
-        for enc, down in zip(self.encoders, self.downs, strict=True):
-            y = enc(y)
-            skips.append(y)
-            y = down(y)
-        y = self.middle(y)
-        for up, dec, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
-            y = dec(up(y) + skip)
+        y = run_levels(self, y)
         r = self.ending(y)[..., :h, :w]
         if self.zero_mean_residual:
             r = r - r.mean(dim=(-2, -1), keepdim=True)
