@@ -119,7 +119,11 @@ def test_image_viewer_loads_an_image(app, page):
     page.wait_for_function(
         "() => [...document.querySelectorAll('[data-testid=\"stImage\"] img')]"
         ".filter(i => i.complete && i.naturalWidth > 0).length >= 6", timeout=90_000)
-    for i in range(imgs.count()):  # lazy images load once scrolled into view
+    # lazy images load once in view; one scrolled past under load may never start, so each is
+    # switched to eager loading (which starts its fetch) and then scrolled to
+    page.evaluate("document.querySelectorAll('[data-testid=\"stImage\"] img')"
+                  ".forEach(i => { i.loading = 'eager'; })")
+    for i in range(imgs.count()):
         imgs.nth(i).scroll_into_view_if_needed()
     page.wait_for_function(
         "() => { const a = [...document.querySelectorAll('[data-testid=\"stImage\"] img')];"
