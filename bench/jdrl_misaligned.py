@@ -53,10 +53,12 @@ def setup(root: Path, config: str, overrides: dict) -> None:
     (root / "datasets").mkdir(parents=True, exist_ok=True)
     for name in (SRC, DST):
         shutil.copy(REPO / "datasets" / f"{name}.yaml", root / "datasets")
-    if (root / "methods").is_symlink() or (root / "methods").exists():
-        (root / "methods").unlink() if (root / "methods").is_symlink() else shutil.rmtree(
-            root / "methods")
-    (root / "methods").symlink_to(REPO / "methods")
+    methods = root / "methods"
+    if methods.is_symlink():
+        methods.unlink()
+    elif methods.exists():
+        shutil.rmtree(methods)
+    methods.symlink_to(REPO / "methods")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["datasets"] = [DST]
     params["train"] |= {"config": config, "overrides": overrides}

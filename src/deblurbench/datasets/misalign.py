@@ -62,9 +62,6 @@ def make_misaligned(source_raw: Path, out_raw: Path, seed: int, zoom: float, shi
     """Copy ``source_raw`` (the synthetic layout) to ``out_raw`` with every sharp image
     misaligned; the originals go to ``<split>/aligned_sharp``, the transforms to
     ``alignment.json``. Written to a partial folder and moved into place at the end."""
-    if not (source_raw / "scenes.json").exists() and not any(source_raw.glob("*/sharp")):
-        raise FileNotFoundError(f"{source_raw}: not a synthetic data set's raw folder "
-                                f"(expected <split>/sharp, <split>/blurry)")
     if zoom < 0 or zoom >= 0.5 or shift_px < 0:
         raise ValueError(f"misalignment: zoom must be in [0, 0.5) and shift >= 0, got "
                          f"zoom={zoom}, shift_px={shift_px}")
@@ -73,7 +70,8 @@ def make_misaligned(source_raw: Path, out_raw: Path, seed: int, zoom: float, shi
     records = []
     sharp_files = sorted(source_raw.glob("*/sharp/*.png"))
     if not sharp_files:
-        raise FileNotFoundError(f"{source_raw}: no sharp images (<split>/sharp/*.png)")
+        raise FileNotFoundError(f"{source_raw}: no sharp images; expected a synthetic data "
+                                f"set's raw folder (<split>/sharp/*.png, <split>/blurry/*.png)")
     for f in tqdm(sharp_files, desc=f"misalign {out_raw.parent.name}", unit="pair"):
         split, image_id = f.parent.parent.name, f.stem
         rng = np.random.default_rng([seed, *image_id.encode()])
