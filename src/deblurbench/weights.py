@@ -174,6 +174,12 @@ class Pretrained:
     title: str
     files: list[WeightFile] = field(default_factory=list)
     required: bool = False  # True: the method refuses to run without it; else random init
+    # "published": every file carries the publisher's sha256 and a copy must match it;
+    # "recorded": the publisher's digests are not known to the project (a Hugging Face
+    # snapshot's LFS digests, offline), so a file is checked by size and format only and the
+    # run records the sha256 of what it loaded. The card says which, so nobody mistakes one
+    # for the other.
+    digests: str = "published"
 
     def missing(self) -> list[WeightFile]:
         return [w for w in self.files if w.path() is None]
@@ -272,7 +278,8 @@ def place_hf(w: WeightFile, src: Path, move: bool = False) -> Path:
     """Put a checked copy of hub file ``w`` where huggingface_hub looks for it, in its layout:
     ``<repo folder>/blobs/<sha256>``, ``snapshots/<local_revision>/<filename>`` (a relative
     symlink to the blob, or a copy where links are refused, as huggingface_hub does) and
-    ``refs/main`` naming that revision. Each part is written to ``.partial`` and renamed, the
+    ``refs/main`` naming that revision; a repository's later files join the snapshot
+    ``refs/main`` already names, as the files of one hub commit do. Each part is written to ``.partial`` and renamed, the
     ref last, so a reader never follows it into a half-written snapshot. Returns the snapshot
     path."""
     digest = sha256_file(src)
@@ -289,7 +296,12 @@ def place_hf(w: WeightFile, src: Path, move: bool = False) -> Path:
         else:
             shutil.copyfile(src, tmp)
         tmp.replace(blob)
-    rev = local_revision(digest)
+    ref = repo / "refs" / "main"
+    current = ref.read_text().strip() if ref.is_file() else ""
+    # one snapshot per repository: a multi-file snapshot (SD's unet/, vae/, ...) must resolve
+    # through the one revision refs/main names, so later files join the current snapshot
+    rev = current if current and (repo / "snapshots" / current).is_dir() \
+        else local_revision(digest)
     pointer = repo / "snapshots" / rev / w.hf_ids[1]
     pointer.parent.mkdir(parents=True, exist_ok=True)
     tmp = pointer.with_name(pointer.name + ".partial")
@@ -299,7 +311,6 @@ def place_hf(w: WeightFile, src: Path, move: bool = False) -> Path:
     except OSError:
         shutil.copyfile(blob, tmp)
     tmp.replace(pointer)
-    ref = repo / "refs" / "main"
     ref.parent.mkdir(parents=True, exist_ok=True)
     tmp = ref.with_name("main.partial")
     tmp.write_text(rev)  # no newline: huggingface_hub reads the ref verbatim

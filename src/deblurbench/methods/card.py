@@ -92,6 +92,11 @@ def _check(card: MethodCard, path: Path) -> None:
             if w.kind not in ("pyiqa", "torchvision", "clip", "hf"):
                 raise bad(f"pretrained.{part.id}", f"file {w.name}: kind must be pyiqa, "
                                                    f"torchvision, clip or hf, got {w.kind!r}")
+            if part.digests not in ("published", "recorded"):
+                raise bad(f"pretrained.{part.id}", f"digests must be published or recorded, "
+                                                   f"got {part.digests!r}")
+            if part.digests == "recorded" and w.kind == "hf" and w.sha256 is None:
+                continue  # a hub snapshot whose digests are recorded at load (weights.py)
             if not (w.sha256 and re.fullmatch(r"[0-9a-f]{64}", w.sha256)):
                 raise bad(f"pretrained.{part.id}", f"file {w.name}: needs its sha256 (64 hex "
                                                    f"digits) so that a wrong copy is refused")

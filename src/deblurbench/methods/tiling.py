@@ -62,6 +62,12 @@ def _ramp(n: int, overlap: int, device, dtype) -> torch.Tensor:
     return w
 
 
+def blend_weight(th: int, tw: int, overlap: int, device=None,
+                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A tile's ``th x tw`` weight: 1 inside, rising linearly across the overlap."""
+    return _ramp(th, overlap, device, dtype)[:, None] * _ramp(tw, overlap, device, dtype)[None, :]
+
+
 def restore_tiled(fn: Restore, x: torch.Tensor, extras: dict[str, torch.Tensor], tile: int,
                   overlap: int, batch_size: int = 4,
                   check: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
@@ -74,8 +80,7 @@ def restore_tiled(fn: Restore, x: torch.Tensor, extras: dict[str, torch.Tensor],
     boxes = [(y0, x0) for y0 in tile_starts(h, th, overlap) for x0 in tile_starts(w, tw, overlap)]
     out = torch.zeros(1, x.shape[1], h, w, device=x.device, dtype=torch.float32)
     norm = torch.zeros(1, 1, h, w, device=x.device, dtype=torch.float32)
-    weight = (_ramp(th, overlap, x.device, torch.float32)[:, None]
-              * _ramp(tw, overlap, x.device, torch.float32)[None, :])
+    weight = blend_weight(th, tw, overlap, x.device)
     for i in range(0, len(boxes), batch_size):
         chunk = boxes[i:i + batch_size]
         xb = torch.cat([x[..., y0:y0 + th, x0:x0 + tw] for y0, x0 in chunk])
