@@ -26,8 +26,9 @@ def tiny_params() -> dict:
                         "val_scenes_per_photo": 1, "val_dead_leaves": 0,
                         "test_photos": ["coffee"], "test_scenes_per_photo": 2, "max_side": 64,
                         "scene_mean_radius_px": [0.25, 1.0]}  # default blur scaled to 64 px
-    params["run"] |= {"methods": ["identity", "unsharp-mask"], "splits": ["test"]}
-    params["train"] |= {"methods": []}  # tests that train a method name it themselves
+    params["run"] |= {"methods": ["identity", "unsharp-mask"], "splits": ["test"], "cross": []}
+    # tests that train a method name it themselves
+    params["train"] |= {"methods": [], "extra": []}
     # per-blur-level rows off: tests that want them pass --regions
     params["score"] |= {"metrics": ["psnr", "ssim", "mae"], "regions": False}
     return params

@@ -176,6 +176,15 @@ class RunParams:
 
 
 @dataclass(frozen=True)
+class ExtraTraining:
+    """A method also trained on a data set the pipeline does not score (its paper's own
+    training data: DeblurDiff on motion blur); run it elsewhere with ``run.cross``."""
+
+    method: str
+    dataset: str
+
+
+@dataclass(frozen=True)
 class TrainParams:
     """`methods train`: which trainable methods the pipeline trains, on each data set."""
 
@@ -188,6 +197,7 @@ class TrainParams:
     # per-method parameter overrides on top of the card's resolved params (a training budget:
     # {nafnet: {train_steps: 6000}}); `methods run` applies the same, so they stay matched
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    extra: list[ExtraTraining] = field(default_factory=list)  # dvc stage train-extra
 
 
 @dataclass(frozen=True)
@@ -246,9 +256,16 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ConfigError(f"{path}: {', '.join(both)} listed under run.methods and "
                           f"train.methods; a method the pipeline trains is listed under "
                           f"train.methods only (it then runs on its own checkpoint)")
+    for i, e in enumerate(params.train.extra):
+        if e.method not in params.train.methods:
+            raise ConfigError(f"{path}: train.extra[{i}].method {e.method!r} is not under "
+                              f"train.methods")
     for i, c in enumerate(params.run.cross):
+        trained = [*params.datasets, *(e.dataset for e in params.train.extra
+                                       if e.method == c.method)]
         for what, name, pool, key in (("method", c.method, params.train.methods, "train.methods"),
-                                      ("trained_on", c.trained_on, params.datasets, "datasets"),
+                                      ("trained_on", c.trained_on, trained,
+                                       "datasets or train.extra"),
                                       ("dataset", c.dataset, params.datasets, "datasets")):
             if name not in pool:
                 raise ConfigError(f"{path}: run.cross[{i}].{what} {name!r} is not under {key}")

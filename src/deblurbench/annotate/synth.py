@@ -333,7 +333,7 @@ def convolve_kernels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # --- one entry point for the CLI ----------------------------------------------------------------
 
 KINDS = ("defocus", "defocus-gaussian", "defocus-catseye", "motion", "motion-nonuniform",
-         *(f"corrupt-{c}" for c in CORRUPTIONS))
+         "motion-mixed", *(f"corrupt-{c}" for c in CORRUPTIONS))
 
 
 def generate(kind: str, image: np.ndarray, seed: SeedLike, *, severity: int = 3,
@@ -349,6 +349,10 @@ def generate(kind: str, image: np.ndarray, seed: SeedLike, *, severity: int = 3,
         return motion(image, seed, size=kernel_size)
     if kind == "motion-nonuniform":
         return motion_nonuniform(image, seed, size=kernel_size)
+    if kind == "motion-mixed":  # DeblurDiff's training mix: uniform or per-segment, 1:1
+        rng = _rng(seed)
+        fn = motion if rng.random() < 0.5 else motion_nonuniform
+        return fn(image, rng, size=kernel_size)
     if kind.startswith("corrupt-"):
         return corrupt(image, kind.removeprefix("corrupt-"), severity, seed)
     raise ValueError(f"unknown synthetic kind {kind!r} (known: {', '.join(KINDS)})")
