@@ -15,7 +15,9 @@ method's params:
 - ``batch_size`` (per process, default 4), ``grad_accum`` (micro-batches per step, default 1),
   ``crop_size`` (default 128, capped by the smallest image), ``augment`` (flips, default off);
 - ``checkpoint_every`` (default 50); ``unpaired_split``: a split whose blurry images (sharp
-  ones not needed) come beside each batch as ``unpaired_blurry``;
+  ones not needed) come beside each batch as ``unpaired_blurry``; when it is the training split
+  itself, ``unpaired_fraction`` of its images (by a stable hash of the id) are held out as the
+  unpaired ones and the pairs are the rest, so the two never share an image;
 - ``validate_every`` (steps; 0 or absent: no validation), ``val_split`` (default ``val``),
   ``val_images`` (at most this many, default all), ``select`` (``best``: the state with the best
   validation PSNR is what ``methods run`` uses; ``last``: the final state).
@@ -23,6 +25,7 @@ method's params:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -43,7 +46,7 @@ from deblurbench.methods.checkpoint import (
 )
 from deblurbench.methods.registry import get_card, load_class
 from deblurbench.methods.train_context import TrainContext, Validation, parse_stages
-from deblurbench.methods.train_data import PairSource, StepLoader
+from deblurbench.methods.train_data import PairSource, StepLoader, held_out
 from deblurbench.weights import sha256_file
 
 
@@ -122,7 +125,17 @@ def train_method(name: str, dataset: str, split: str = "train", device: str = "a
                "git_rev": provenance.git_rev(),
                "versions": provenance.versions("torch", "accelerate")}
     inputs = [*card.inputs, *card.train_inputs]
-    source = PairSource(dataset, split, inputs)
+    unpaired_split = str(params.get("unpaired_split") or "")
+    held = None
+    if unpaired_split == split:  # the target domain is a held-out share of the training split
+        frac = float(params.get("unpaired_fraction", 0) or 0)
+        if not 0 < frac < 1:
+            raise ValueError(f"{card.name}: unpaired_split is the training split {split!r}; "
+                             f"set unpaired_fraction in (0, 1) so that the unpaired images are "
+                             f"disjoint from the pairs (got {frac})")
+        held = functools.partial(held_out, fraction=frac)
+    source = PairSource(dataset, split, inputs,
+                        keep=None if held is None else (lambda i: not held(i)))
     max_steps = _steps(params, len(source.rows), accelerator.num_processes)
     stages = parse_stages(params, max_steps)
     record = {**payload, "status": "running", "error": None, "started": provenance.now(),
@@ -161,9 +174,12 @@ def train_method(name: str, dataset: str, split: str = "train", device: str = "a
     crop = min(int(params.get("crop_size", 128)), source.min_side)
     grad_accum = max(1, int(params.get("grad_accum", 1)))
     unpaired = None
-    if params.get("unpaired_split"):  # blurry-only images beside the pairs, same crops
-        unpaired = PairSource(dataset, str(params["unpaired_split"]), ["blurry"], paired=False)
+    if unpaired_split:  # blurry-only images beside the pairs, same crops
+        unpaired = PairSource(dataset, unpaired_split, ["blurry"], paired=False, keep=held)
         crop = min(crop, unpaired.min_side)
+        record["unpaired"] = {"split": unpaired_split, "images": len(unpaired.rows),
+                              "pairs": len(source.rows),
+                              "held_out_of_training_split": held is not None}
     loader = StepLoader(source, seed, accelerator.process_index,
                         int(params.get("batch_size", 4)) * grad_accum, crop, start_step,
                         max_steps, accelerator.device, augment=bool(params.get("augment", False)),

@@ -6,8 +6,9 @@ so a run resumed at step ``k`` sees exactly the batches an uninterrupted run wou
 
 from __future__ import annotations
 
+import zlib
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -16,16 +17,27 @@ from deblurbench.datasets.manifest import load_manifest
 from deblurbench.io import read_image
 
 
+def held_out(image_id: str, fraction: float, seed: int = 0) -> bool:
+    """Whether ``image_id`` belongs to the held-out share ``fraction`` of a split: a stable hash
+    of the id, so the subset is the same on every machine and for every method (BD-Diff's
+    target domain: blurry images whose sharp ones are never used)."""
+    return zlib.crc32(f"{seed}:{image_id}".encode()) / 2 ** 32 < fraction
+
+
 class PairSource:
     """Training pairs of a (dataset, split) with the method's inputs and training-only inputs,
     decoded on demand and kept while they fit in ``cache_bytes`` (least recently used out):
     the embedded set's 228 pairs (0.4 GB) stay decoded, DPDD's 1120x1680 pairs cycle."""
 
     def __init__(self, dataset: str, split: str, inputs: list[str],
-                 cache_bytes: int = 2 << 30, paired: bool = True):
+                 cache_bytes: int = 2 << 30, paired: bool = True,
+                 keep: Callable[[str], bool] | None = None):
         from deblurbench.inputs import loader
 
         self.rows = load_manifest(dataset, split)
+        if keep is not None:  # a subset of the split, by image id
+            self.rows = self.rows[[bool(keep(i)) for i in self.rows["image_id"]]].reset_index(
+                drop=True)
         if len(self.rows) == 0:
             raise ValueError(f"{dataset}/{split}: no pairs to train on")
         self.paired = paired

@@ -42,10 +42,14 @@ def refresh_from_unet(controlnet, unet) -> None:
 
 
 def controlled_eps(unet, controlnet, z: torch.Tensor, t: torch.Tensor, text: torch.Tensor,
-                   hint: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """The U-Net's noise prediction with the ControlNet's residuals added."""
+                   hint: torch.Tensor, scale: float = 1.0,
+                   control_context: torch.Tensor | None = None) -> torch.Tensor:
+    """The U-Net's noise prediction with the ControlNet's residuals added. The ControlNet's
+    cross-attention reads ``control_context`` when given (BD-Diff's adapter reads its structure
+    features), else the same text as the U-Net."""
     t = t.expand(z.shape[0]) if t.dim() else t.repeat(z.shape[0])
-    down, mid = controlnet(z, t, encoder_hidden_states=text, controlnet_cond=hint,
+    ctx = text if control_context is None else control_context
+    down, mid = controlnet(z, t, encoder_hidden_states=ctx, controlnet_cond=hint,
                            conditioning_scale=scale, return_dict=False)
     return unet(z, t, encoder_hidden_states=text, down_block_additional_residuals=down,
                 mid_block_additional_residual=mid, return_dict=False)[0]

@@ -135,6 +135,8 @@ class SDMethod(Method):
         ddpm = self.base.ddpm()
         weights = self.loss_weights()
         for batch in loader:
+            # which stage and step this batch belongs to (BD-Diff samples its task from them)
+            self.train_stage, self.train_step = callbacks.stage.name, callbacks.global_step
             if callbacks.stage.name == "base":
                 terms = self._base_step(batch, opt_base, ddpm, callbacks)
             else:

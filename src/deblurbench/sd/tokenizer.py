@@ -66,3 +66,8 @@ def tokenize(texts: list[str], pad_id: int = 0) -> torch.Tensor:
         ids = [SOT, *tok.encode(text)[:CONTEXT - 2], EOT]
         out[i, :len(ids)] = torch.tensor(ids)
     return out
+
+
+def bpe_ids(text: str) -> list[int]:
+    """The BPE token ids of ``text`` alone (no start, end or padding)."""
+    return list(_tokenizer().encode(text))
