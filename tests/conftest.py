@@ -104,3 +104,18 @@ def prepared(project) -> Path:
     cli("synth", "defocus", "--out", "synthetic-defocus", cwd=project)
     cli("datasets", "prepare", "synthetic-defocus", cwd=project)
     return project
+
+
+@pytest.fixture
+def hf_cache(tmp_path, monkeypatch):
+    """An empty, offline HF hub cache and torch hub; huggingface_hub reads its constants at
+    import, so they are patched too."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hf" / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return cache

@@ -74,3 +74,20 @@ def two_ranks(project: Path, *args: str, env: dict | None = None) -> None:
          "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "deblurbench.cli",
          *args], cwd=project, env=full, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def train_briefly(method, loss_fn, steps: int, lr: float = 1e-3) -> None:
+    """Adam on ``method.trainable()`` for ``steps`` steps of ``loss_fn()`` (a scalar), the
+    timesteps and noise drawn from three fixed seeds in turn (the SD methods' short runs)."""
+    import torch
+
+    params = [p for mod in method.trainable().values() for p in mod.parameters()]
+    opt = torch.optim.Adam(params, lr=lr)
+    for i in range(steps):
+        for mod in method.trainable().values():
+            mod.train()
+        torch.manual_seed(123 + i % 3)
+        loss = loss_fn()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()

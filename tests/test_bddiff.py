@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from methods_kit import train_briefly
 
 from deblurbench.methods.card import resolve_params
 from deblurbench.methods.registry import discover, load_class
@@ -156,16 +157,7 @@ def test_a_short_run_on_a_fixed_batch_lowers_each_tasks_loss(task):
             return float(m.task_loss(task, batch, (0, 1)))
 
     before = fixed()
-    params = [p for mod in m.trainable().values() for p in mod.parameters()]
-    opt = torch.optim.Adam(params, lr=1e-3)
-    for i in range(20):
-        for mod in m.trainable().values():
-            mod.train()
-        torch.manual_seed(123 + i % 3)
-        loss = m.task_loss(task, batch, (0, 1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    train_briefly(m, lambda: m.task_loss(task, batch, (0, 1)), 20)
     after = fixed()
     assert after < 0.95 * before, (before, after)  # fixed noise: a real decrease
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from methods_kit import train_briefly
 
 from deblurbench.methods.card import resolve_params
 from deblurbench.methods.registry import discover, load_class
@@ -40,16 +41,8 @@ def test_a_short_run_on_a_fixed_batch_lowers_every_loss_term(name, terms):
     batch = _batch()
     before = _fixed_losses(m, batch)
     assert set(before) == terms
-    params = [p for mod in m.trainable().values() for p in mod.parameters()]
-    opt = torch.optim.Adam(params, lr=1e-3)
-    for i in range(25):
-        for mod in m.trainable().values():
-            mod.train()
-        torch.manual_seed(123 + i % 3)
-        parts = m.losses(batch)
-        opt.zero_grad()
-        sum(m.loss_weights().get(k, 1.0) * v for k, v in parts.items()).backward()
-        opt.step()
+    train_briefly(m, lambda: sum(m.loss_weights().get(k, 1.0) * v
+                                 for k, v in m.losses(batch).items()), 25)
     after = _fixed_losses(m, batch)
     for k in terms:
         assert after[k] < before[k], (k, before[k], after[k])

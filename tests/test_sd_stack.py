@@ -8,7 +8,6 @@ import hashlib
 
 import pytest
 import torch
-from huggingface_hub import constants
 
 from deblurbench import weights
 from deblurbench.methods.card import resolve_params
@@ -17,16 +16,6 @@ from deblurbench.sd import base as sd_base
 from deblurbench.sd import latents, sampler, tokenizer, training
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture
-def hf_cache(tmp_path, monkeypatch):
-    cache = tmp_path / "hf" / "hub"
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    return cache
 
 
 # --- tokenizer -------------------------------------------------------------------------------

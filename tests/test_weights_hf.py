@@ -11,25 +11,12 @@ from pathlib import Path
 import huggingface_hub
 import pytest
 from conftest import cli
-from huggingface_hub import constants
 from realdata_kit import Server
 
 from deblurbench.metrics import weights
 
 VIT = weights.REQUIRED["maniqa"][1]
 REPO, FNAME = "timm/vit_base_patch8_224.augreg2_in21k_ft_in1k", "model.safetensors"
-
-
-@pytest.fixture
-def hf_cache(tmp_path, monkeypatch):
-    """An empty HF hub cache and torch hub; huggingface_hub reads its constants at import."""
-    cache = tmp_path / "hf" / "hub"
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    return cache
 
 
 def safetensors_bytes(n: int = 512) -> bytes:

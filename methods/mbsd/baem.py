@@ -24,14 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deblurbench.nn.layers import (
-    Downsample,
-    LayerNorm2d,
-    SimpleGate,
-    SimplifiedChannelAttention,
-    Upsample,
-)
-from deblurbench.nn.unet import pad_to_multiple
+from deblurbench.nn.layers import NAFBlock
+from deblurbench.nn.unet import build_levels, pad_to_multiple
 
 EXPERTS = 4
 
@@ -72,24 +66,14 @@ class PMoEConv(nn.Module):
         return k, b
 
 
-class PMoECB(nn.Module):
+class PMoECB(NAFBlock):
     """A NAFBlock whose 3x3 depthwise convolution (its one spatial convolution) is a
     :class:`PMoEConv`; the 1x1 convs, gate, channel attention and FFN are NAFNet's."""
 
     def __init__(self, c: int, dw_expand: int = 2, ffn_expand: int = 2):
-        super().__init__()
-        dw, ffn = c * dw_expand, c * ffn_expand
-        self.norm1 = LayerNorm2d(c)
-        self.conv1 = nn.Conv2d(c, dw, 1)
+        super().__init__(c, dw_expand, ffn_expand)
+        dw = c * dw_expand
         self.conv2 = PMoEConv(dw, dw, 3, groups=dw)
-        self.gate = SimpleGate()
-        self.sca = SimplifiedChannelAttention(dw // 2)
-        self.conv3 = nn.Conv2d(dw // 2, c, 1)
-        self.norm2 = LayerNorm2d(c)
-        self.conv4 = nn.Conv2d(c, ffn, 1)
-        self.conv5 = nn.Conv2d(ffn // 2, c, 1)
-        self.beta = nn.Parameter(torch.zeros(1, c, 1, 1))
-        self.gamma = nn.Parameter(torch.zeros(1, c, 1, 1))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         y = self.gate(self.conv2(self.conv1(self.norm1(x)), w))
@@ -130,24 +114,11 @@ class BAEM(nn.Module):
     def __init__(self, in_ch: int = 3, width: int = 32, enc_blks: Sequence[int] = (1, 1, 1, 1),
                  mid_blks: int = 1, dec_blks: Sequence[int] = (1, 1, 1, 1), pbf_ch: int = 320):
         super().__init__()
-        if len(enc_blks) != len(dec_blks):
-            raise ValueError(f"BAEM: {len(enc_blks)} encoder levels, {len(dec_blks)} decoder")
         self.pbf_ch = int(pbf_ch)
         self.levels = len(enc_blks)
         self.intro = nn.Conv2d(in_ch, width, 3, padding=1)
-        self.encoders, self.downs = nn.ModuleList(), nn.ModuleList()
-        c = width
-        for n in enc_blks:
-            self.encoders.append(_Stage(c, n))
-            self.downs.append(Downsample(c))
-            c *= 2
-        self.middle = _Stage(c, mid_blks)
-        self.to_pbf = nn.Conv2d(c, self.pbf_ch, 1)
-        self.ups, self.decoders = nn.ModuleList(), nn.ModuleList()
-        for n in dec_blks:
-            self.ups.append(Upsample(c))
-            c //= 2
-            self.decoders.append(_Stage(c, n))
+        build_levels(self, width, enc_blks, mid_blks, dec_blks, _Stage)
+        self.to_pbf = nn.Conv2d(width * 2 ** self.levels, self.pbf_ch, 1)
         self.ending = nn.Conv2d(width, in_ch, 3, padding=1)
         nn.init.zeros_(self.ending.weight)
         nn.init.zeros_(self.ending.bias)
