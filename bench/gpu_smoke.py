@@ -55,6 +55,8 @@ def smoke(name: str, device: str, small: bool, steps: int, size: tuple[int, int]
             times.append(time.perf_counter())
             more = {k: torch.rand(bs, c, crop, crop, device=acc.device) * (
                 4.0 if k == "blur_map" else 1.0) for k, c in extras.items()}
+            if params.get("unpaired_split"):  # target-domain blurry images (BD-Diff)
+                more["unpaired_blurry"] = x.flip(-1)
             yield {"blurry": x, "sharp": x.roll(1, -1), **more}
 
     with tempfile.TemporaryDirectory() as tmp:
