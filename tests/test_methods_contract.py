@@ -321,5 +321,38 @@ def test_a_pretrained_part_is_random_init_until_imported_and_the_run_says_which(
 def test_unpaired_blurry_images_come_beside_each_batch(proj):
     write_staged(proj / "plugins", "unpaired",
                  params=CARD["params"] | {"unpaired_split": "val", "validate_every": 0})
-    assert train_method("unpaired", D, force=True)["status"] == "finished"
+    rec = train_method("unpaired", D, force=True)
+    assert rec["status"] == "finished"
     assert "unpaired_blurry" in plugin_class("unpaired").seen_train
+    assert rec["unpaired"] == {"dataset": D, "split": "val", "images": 1, "pairs": 2,
+                               "held_out_of_training_split": False}
+
+
+def test_a_held_out_share_of_the_training_split_is_the_unpaired_domain_and_never_a_pair(proj):
+    import zlib
+
+    from deblurbench.datasets.manifest import load_manifest
+
+    ids = sorted(load_manifest(D, "train")["image_id"])
+    u = sorted(zlib.crc32(f"0:{i}".encode()) / 2 ** 32 for i in ids)
+    frac = (u[0] + u[1]) / 2  # exactly one of the two training images falls below
+    params = CARD["params"] | {"unpaired_split": "train", "validate_every": 0}
+    write_staged(proj / "plugins", "heldout", params=params | {"unpaired_fraction": frac})
+    rec = train_method("heldout", D, force=True)
+    assert rec["unpaired"] == {"dataset": D, "split": "train", "images": 1, "pairs": 1,
+                               "held_out_of_training_split": True}
+    write_staged(proj / "plugins", "heldout0", params=params)  # no fraction: would overlap
+    with pytest.raises(ValueError, match=r"set unpaired_fraction in \(0, 1\)"):
+        train_method("heldout0", D, force=True)
+
+
+def test_the_unpaired_images_may_come_from_another_data_set(proj):
+    from deblurbench.annotate.synth import make_from_dataset
+
+    make_from_dataset("motion", D, "other-domain", seed=1, kernel_size=9)
+    write_staged(proj / "plugins", "crossdomain",
+                 params=CARD["params"] | {"unpaired_dataset": "other-domain",
+                                          "unpaired_split": "test", "validate_every": 0})
+    rec = train_method("crossdomain", D, force=True)
+    assert rec["unpaired"] == {"dataset": "other-domain", "split": "test", "images": 2,
+                               "pairs": 2, "held_out_of_training_split": False}

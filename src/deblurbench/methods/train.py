@@ -15,9 +15,11 @@ method's params:
 - ``batch_size`` (per process, default 4), ``grad_accum`` (micro-batches per step, default 1),
   ``crop_size`` (default 128, capped by the smallest image), ``augment`` (flips, default off);
 - ``checkpoint_every`` (default 50); ``unpaired_split``: a split whose blurry images (sharp
-  ones not needed) come beside each batch as ``unpaired_blurry``; when it is the training split
-  itself, ``unpaired_fraction`` of its images (by a stable hash of the id) are held out as the
-  unpaired ones and the pairs are the rest, so the two never share an image;
+  ones not needed) come beside each batch as ``unpaired_blurry``, of the training data set or
+  of ``unpaired_dataset`` (any prepared one: PixelDP has no ground truth at all); when it is
+  the training split itself, ``unpaired_fraction`` of its images (by a stable hash of the id)
+  are held out as the unpaired ones and the pairs are the rest, so the two never share an
+  image;
 - ``validate_every`` (steps; 0 or absent: no validation), ``val_split`` (default ``val``),
   ``val_images`` (at most this many, default all), ``select`` (``best``: the state with the best
   validation PSNR is what ``methods run`` uses; ``last``: the final state).
@@ -126,8 +128,9 @@ def train_method(name: str, dataset: str, split: str = "train", device: str = "a
                "versions": provenance.versions("torch", "accelerate")}
     inputs = [*card.inputs, *card.train_inputs]
     unpaired_split = str(params.get("unpaired_split") or "")
+    unpaired_dataset = str(params.get("unpaired_dataset") or dataset)
     held = None
-    if unpaired_split == split:  # the target domain is a held-out share of the training split
+    if unpaired_split == split and unpaired_dataset == dataset:  # the target domain is a held-out share of the training split
         frac = float(params.get("unpaired_fraction", 0) or 0)
         if not 0 < frac < 1:
             raise ValueError(f"{card.name}: unpaired_split is the training split {split!r}; "
@@ -175,9 +178,11 @@ def train_method(name: str, dataset: str, split: str = "train", device: str = "a
     grad_accum = max(1, int(params.get("grad_accum", 1)))
     unpaired = None
     if unpaired_split:  # blurry-only images beside the pairs, same crops
-        unpaired = PairSource(dataset, unpaired_split, ["blurry"], paired=False, keep=held)
+        unpaired = PairSource(unpaired_dataset, unpaired_split, ["blurry"], paired=False,
+                              keep=held)
         crop = min(crop, unpaired.min_side)
-        record["unpaired"] = {"split": unpaired_split, "images": len(unpaired.rows),
+        record["unpaired"] = {"dataset": unpaired_dataset, "split": unpaired_split,
+                              "images": len(unpaired.rows),
                               "pairs": len(source.rows),
                               "held_out_of_training_split": held is not None}
     loader = StepLoader(source, seed, accelerator.process_index,
