@@ -213,3 +213,18 @@ def test_sdd_scored_against_the_aligned_ground_truth_as_jdrl_does(project, tmp_p
     want = sorted(stats.items(), key=lambda kv: -kv[1])
     assert [i for i, _ in got["view"]] == [i for i, _ in want]
     assert [m for _, m in got["view"]] == pytest.approx([m for _, m in want])
+
+
+def test_review_sets_fiftyones_quiet_settings_itself_however_it_is_started():
+    """Started outside `make` (no FIFTYONE_* variables), the engine still turns off the MongoDB
+    version check and usage tracking; a user's own value wins."""
+    code = ("from deblurbench.leaderboard.review import fiftyone; fo = fiftyone(); "
+            "print(fo.config.database_validation, fo.config.do_not_track)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIFTYONE_")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, timeout=300, check=True)
+    assert out.stdout.split() == ["False", "True"]
+    assert "deprecat" not in out.stderr.lower()
+    mine = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env | {"FIFTYONE_DO_NOT_TRACK": "false"}, timeout=300, check=True)
+    assert mine.stdout.split() == ["False", "False"]

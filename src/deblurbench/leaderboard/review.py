@@ -38,6 +38,23 @@ from deblurbench.leaderboard.snapshot import open_snapshot
 from deblurbench.paths import project_root, run_dir
 
 LEVELS = ["slight", "mild", "moderate", "severe"]
+
+#: FiftyOne's settings the review needs however it is started (the CLI, a notebook, ``make``):
+#: no check of the bundled MongoDB's version against the deprecation list (it prints an
+#: exception text for 6.0), and no usage tracking nor the App's analytics prompt
+FIFTYONE_ENV = {"FIFTYONE_DATABASE_VALIDATION": "false", "FIFTYONE_DO_NOT_TRACK": "true"}
+
+
+def fiftyone():
+    """``import fiftyone`` with :data:`FIFTYONE_ENV` set first (a user's own values win);
+    FiftyOne reads them once, at import."""
+    import os
+
+    for k, v in FIFTYONE_ENV.items():
+        os.environ.setdefault(k, v)
+    import fiftyone as fo
+
+    return fo
 WORST_VIEW = "worst 20 by PSNR gain over identity"
 MISALIGN_VIEW = "largest misalignment"
 WORST_TAG = "worst-psnr-gain"
@@ -120,7 +137,7 @@ def build_review(dataset: str, split: str, db_path: str | Path, worst_k: int = 5
     The per-sample scores are those of one leaderboard board, ``protocol`` (a board protocol
     such as ``defocus`` or ``defocus+aligned``), so no field mixes two metric definitions.
     """
-    import fiftyone as fo
+    fo = fiftyone()
 
     from deblurbench.leaderboard.table import load_boards, on_board
 
@@ -276,7 +293,7 @@ def _save_views(fo, ds, methods, runs) -> None:
 
 def launch(ds, port: int = 5151) -> None:
     """Open the FiftyOne App on 127.0.0.1 and block until it is closed."""
-    import fiftyone as fo
+    fo = fiftyone()
 
     session = fo.launch_app(ds, port=port, address="127.0.0.1", auto=False)
     print(f"FiftyOne App: {session.url}  (Ctrl+C to stop)")
