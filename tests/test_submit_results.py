@@ -200,3 +200,52 @@ def test_names_that_clash_or_bad_cards_are_refused(proj, tmp_path):
     assert "unknown key 'website'" in proc.stderr
     assert fingerprint(proj) == before
     assert read_image(d / "coffee-00.png").shape[2] == 3  # the upload itself is untouched
+
+
+def test_the_projects_own_run_folder_is_accepted_with_its_record_kept(proj, tmp_path):
+    import json
+
+    run = outputs_of(proj)
+    assert (run / "run.json").exists()  # what made `submit results` refuse it before
+    original = json.loads((run / "run.json").read_text())
+    submit(proj, run, "box-mine", check=True)
+    measured = dict(rows(proj, "SELECT image_id || metric, value FROM scores WHERE region = "
+                               "'all' AND run_id = 'box-sharpen/synthetic-defocus/test/defocus'"))
+    got = dict(rows(proj, "SELECT image_id || metric, value FROM scores WHERE region = 'all' "
+                          "AND run_id = 'box-mine/synthetic-defocus/test/defocus'"))
+    assert got == pytest.approx(measured, rel=1e-12) and len(got) == len(TEST_IDS) * 3
+    rec = json.loads((outputs_of(proj, "box-mine") / "run.json").read_text())
+    assert rec["source"] == "submitted" and rec["card"]["from_run"] == "box-sharpen"
+    assert rec["device"] == original["device"] and rec["params"] == original["params"]
+    assert rec["method_card"]["label"].endswith("(submitted from run box-sharpen)")
+
+
+@pytest.mark.parametrize(("case", "reason"), [
+    ("foreign", "notes.txt: not a .png file"),
+    ("other-split", "run.json: a run on synthetic-defocus/val, not synthetic-defocus/test"),
+    ("failed", "run.json: the run's status is 'failed', not 'ok'"),
+    ("garbage", "run.json: not a run record of this project"),
+])
+def test_a_run_folder_with_foreign_files_or_a_bad_record_is_refused_whole(proj, tmp_path, case,
+                                                                           reason):
+    import json
+
+    d = tmp_path / "run"
+    shutil.copytree(outputs_of(proj), d)
+    rec = json.loads((d / "run.json").read_text())
+    if case == "foreign":
+        (d / "notes.txt").write_text("hello")
+        (d / f"{TEST_IDS[0]}.png").unlink()
+    elif case == "other-split":
+        (d / "run.json").write_text(json.dumps(rec | {"split": "val"}))
+    elif case == "failed":
+        (d / "run.json").write_text(json.dumps(rec | {"status": "failed"}))
+    else:
+        (d / "run.json").write_text("[1, 2]")
+    before = fingerprint(proj)
+    out = submit(proj, d, "box-mine")
+    assert out.returncode != 0
+    assert reason in out.stderr
+    if case == "foreign":  # the full report: every problem at once
+        assert f"{TEST_IDS[0]}.png: missing" in out.stderr
+    assert fingerprint(proj) == before

@@ -1,7 +1,8 @@
 """`deblurbench submit results`: restored images from elsewhere, validated, scored, stored.
 
-The upload (a flat folder or zip of ``<image_id>.png``) is checked completely before anything
-is written: archive safety (see ``archive.py``), then every image id of the split present
+The upload (a flat folder or zip of ``<image_id>.png``; or the project's own run folder
+``outputs/<method>/<dataset>/<split>/``, whose ``run.json`` is read and its provenance kept) is
+checked completely before anything is written: archive safety (see ``archive.py``), then every image id of the split present
 exactly once, no extra file, each PNG readable, 8 or 16 bits, and of its blurry input's size.
 All problems are reported together. Only then are the images copied to
 ``outputs/<method>/<dataset>/<split>/`` (beside a ``run.json`` saying they were submitted),
@@ -23,6 +24,7 @@ from deblurbench import provenance
 from deblurbench.config import ConfigError, from_dict, load_yaml
 from deblurbench.io import ImageError, probe, read_image
 from deblurbench.paths import run_dir
+from deblurbench.runs import RUN_FILE
 from deblurbench.submit.archive import UploadError, extract_zip, inspect_folder, inspect_zip
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")  # the method-card name rule
@@ -131,7 +133,13 @@ def submit_results(path: str | Path, dataset: str, split: str, method: str,
         else:
             raise UploadError(path, ["expected a folder or a .zip archive"])
         unsafe = bool(problems) and source is staging
-        _, more = check_images(source, [e.name for e in entries], rows, contents=not unsafe)
+        names = [e.name for e in entries]
+        own = None
+        if RUN_FILE in names and not unsafe:  # the project's own run folder: its record
+            names.remove(RUN_FILE)
+            own, bad = own_record(source, dataset, split)
+            problems += bad
+        _, more = check_images(source, names, rows, contents=not unsafe)
         problems += more
         if unsafe:
             problems.append("image contents not checked: the archive was refused before "
@@ -141,17 +149,40 @@ def submit_results(path: str | Path, dataset: str, split: str, method: str,
         if source is path:
             for r in rows.itertuples():
                 shutil.copyfile(path / f"{r.image_id}.png", staging / f"{r.image_id}.png")
+        (staging / RUN_FILE).unlink(missing_ok=True)  # a new record is written for the run
         result = _store(staging, final, method, dataset, split, protocol, dcard, card,
-                        db_path, metrics, source=str(path))
+                        db_path, metrics, source=str(path), own=own)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return result
 
 
+def own_record(folder: Path, dataset: str, split: str):
+    """(record, problems) of the ``run.json`` in an upload: a finished run of this project on
+    this (dataset, split), whose provenance the submission keeps."""
+    from deblurbench.runs import RunRecordError, read_record
+
+    try:
+        rec = read_record(folder)
+    except (RunRecordError, TypeError) as exc:
+        return None, [f"{RUN_FILE}: not a run record of this project ({exc})"]
+    problems = []
+    if (rec.dataset, rec.split) != (dataset, split):
+        problems.append(f"{RUN_FILE}: a run on {rec.dataset}/{rec.split}, not {dataset}/{split}")
+    if rec.status != "ok":
+        problems.append(f"{RUN_FILE}: the run's status is {rec.status!r}, not 'ok'"
+                        + (f" ({rec.error})" if rec.error else ""))
+    return (None if problems else rec), problems
+
+
 def _store(staging: Path, final: Path, method: str, dataset: str, split: str, protocol: str,
-           dcard, card: SubmissionCard, db_path, metrics: list[str], source: str) -> dict:
+           dcard, card: SubmissionCard, db_path, metrics: list[str], source: str,
+           own=None) -> dict:
     """Put the outputs in place and score them with the real scorer, then mark the method as
-    submitted with its card; on any failure the outputs and the database are restored."""
+    submitted with its card; on any failure the outputs and the database are restored. With
+    ``own`` (the record of a run folder of this project) the run's provenance is kept: its
+    device, versions, params, checkpoint and weights, and its card's facts unless a card is
+    given."""
     import os
 
     import duckdb
@@ -163,12 +194,22 @@ def _store(staging: Path, final: Path, method: str, dataset: str, split: str, pr
     facts = {"name": card.name, "version": "submitted", "kind": card.kind, "paper": card.paper,
              "title": card.description.split("\n")[0][:120] or card.name,
              "description": card.description, "label": card.label}
+    kept: dict = {"device": "unknown (submitted outputs)", "git_rev": provenance.git_rev(),
+                  "versions": provenance.versions()}
+    if own is not None:
+        kept = {"device": own.device, "git_rev": own.git_rev, "versions": own.versions,
+                "params": own.params, "checkpoint": own.checkpoint, "weights": own.weights,
+                "trained_on": None, "precision": own.precision, "seed": own.seed,
+                "tiling": own.tiling, "output_bits": own.output_bits}
+        if not card.description and not card.label:  # no card given: the run's own facts
+            label = own.method_card.get("label") or own.method
+            facts = own.method_card | {"name": card.name, "version": "submitted",
+                                       "label": f"{label} (submitted from run {own.name})"}
     RunRecord(method=method, method_version="submitted", dataset=dataset,
               dataset_version=dcard.version, split=split, config="submitted", status="ok",
-              started=now, finished=now, device="unknown (submitted outputs)",
-              git_rev=provenance.git_rev(), versions=provenance.versions(),
-              method_card=facts, source="submitted", upload=source,
-              card=asdict(card)).write(staging)
+              started=now, finished=now, method_card=facts, source="submitted",
+              upload=source, card=asdict(card) | ({"from_run": own.name} if own else {}),
+              **kept).write(staging)
     db_path = Path(db_path)
     if db_path.exists():
         con = duckdb.connect(str(db_path), read_only=True)
