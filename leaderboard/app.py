@@ -14,12 +14,15 @@ import pandas as pd
 import streamlit as st
 
 from deblurbench.config import load_params
-from deblurbench.leaderboard import plots, queries, table, viewer
+from deblurbench.leaderboard import plots, queries, reported_view, table, viewer
 from deblurbench.leaderboard.review import pba_level_map
 from deblurbench.leaderboard.snapshot import NoDatabase, snapshot
 from deblurbench.paths import project_root, run_dir
 
 st.set_page_config(page_title="DeblurBench leaderboard", layout="wide")
+# a narrower sidebar leaves the board the width of a 1500 px window (tests/test_leaderboard_app)
+st.markdown("<style>section[data-testid='stSidebar']{width:15rem !important;"
+            "min-width:15rem !important}</style>", unsafe_allow_html=True)
 
 
 def db_path() -> Path:
@@ -137,7 +140,7 @@ with tabs[0]:
         rep = rep[rep["dataset"] == board.dataset]
         if len(rep):
             st.subheader("Reported in papers (not measured here)")
-            st.dataframe(rep, hide_index=True)
+            st.dataframe(rep.astype(object).where(rep.notna(), "–"), hide_index=True)
 
 # ------------------------------------------------------------------------------ blur levels
 with tabs[1]:
@@ -298,4 +301,6 @@ with tabs[5]:
             wide.columns = [f"{m} {table.ARROW[queries.reported_direction(m, data['specs'])]}"
                             for m in wide.columns]
             st.markdown(f"**{paper}, {ref}** (subset: {subset})")
-            st.dataframe(wide.reset_index(), hide_index=True)
+            st.markdown(reported_view.reported_html(wide.reset_index(),
+                                                    f"not reported in {paper}, {ref}"),
+                        unsafe_allow_html=True)

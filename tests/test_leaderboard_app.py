@@ -37,9 +37,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    root = build_results(tmp_path_factory.getbasetemp())
+def with_default_metrics(src: Path, dst: Path) -> Path:
+    """A copy of the shared results project rescored with params.yaml's default metric set
+    (the board's width is judged with the columns a user gets by default)."""
+    import shutil
+
+    import yaml
+    from conftest import cli
+
+    shutil.copytree(src, dst, symlinks=True)
+    params = yaml.safe_load((dst / "params.yaml").read_text())
+    params["score"]["metrics"] = yaml.safe_load((REPO / "params.yaml").read_text())["score"][
+        "metrics"]
+    (dst / "params.yaml").write_text(yaml.safe_dump(params))
+    cli("score", cwd=dst)
+    return dst
+
+
+def serve(root: Path, tmp_path_factory):
     port = free_port()
     log = open(tmp_path_factory.mktemp("st") / "streamlit.log", "w")
     proc = subprocess.Popen(  # the user's command: `deblurbench leaderboard --app`
@@ -59,14 +74,28 @@ def app(tmp_path_factory):
             proc.kill()
             raise AssertionError(f"streamlit did not start: {Path(log.name).read_text()}")
         time.sleep(0.5)
-    yield root, url
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
+    try:
+        yield root, url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
 
 
 @pytest.fixture(scope="module")
-def page(app):
+def app(tmp_path_factory):
+    yield from serve(build_results(tmp_path_factory.getbasetemp()), tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def app_default(tmp_path_factory):
+    """The board of the same runs scored with the default metric set."""
+    root = with_default_metrics(build_results(tmp_path_factory.getbasetemp()),
+                                tmp_path_factory.mktemp("lb-default") / "proj")
+    yield from serve(root, tmp_path_factory)
+
+
+def open_page(url: str):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -75,10 +104,15 @@ def page(app):
         # Clicks wait for Streamlit reruns; on 2 busy cores (the other xdist worker scoring)
         # they can take longer than playwright's 30 s default.
         pg.set_default_timeout(90_000)
-        pg.goto(app[1])
+        pg.goto(url)
         pg.wait_for_selector("#leaderboard-table tbody tr", timeout=90_000)
         yield pg
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    yield from open_page(app[1])
 
 
 def order(pg) -> list[str]:
@@ -156,3 +190,37 @@ def test_reported_numbers_tab_shows_papers_apart(app, page):
     page.get_by_role("tab", name="Reported in papers").click()
     page.get_by_text("MBSD, Table 1").wait_for(timeout=90_000)
     assert page.get_by_text("never ranked with rows measured here").count() == 1
+
+
+def test_the_board_fits_a_1500_px_window_with_the_default_metrics_and_one_line_rows(
+        app_default, page):
+    wide = page.context.browser.new_page(viewport={"width": 1500, "height": 1100})
+    wide.set_default_timeout(90_000)
+    wide.goto(app_default[1])
+    wide.wait_for_selector("#leaderboard-table tbody tr", timeout=90_000)
+    box = wide.evaluate("""() => { const t = document.querySelector('#leaderboard-table');
+        const c = t.closest('[data-testid="stMarkdownContainer"]') || t.parentElement;
+        const rows = [...t.querySelectorAll('tbody tr')].map(r => r.getBoundingClientRect().height);
+        const label = t.querySelector('td.label');
+        return {table: t.getBoundingClientRect().width, right: t.getBoundingClientRect().right,
+                window: window.innerWidth, columns: t.querySelectorAll('thead th').length,
+                rows, line: parseFloat(getComputedStyle(label).lineHeight) || 24,
+                doc: document.documentElement.scrollWidth, spill: c.scrollWidth - c.clientWidth,
+                label: label.getAttribute('title'), shown: label.innerText}; }""")
+    assert box["columns"] >= 12, box  # the default metric set, not the three of the kit
+    assert box["right"] <= box["window"] and box["doc"] <= box["window"], box
+    assert box["spill"] <= 0, box  # nor a scroll bar inside the page
+    assert max(box["rows"]) < 2 * box["line"] + 8, box  # one line a row: labels do not wrap
+    assert box["label"] and box["label"] == box["shown"]  # the full label, cut only by CSS
+    wide.screenshot(path=str(ARTIFACTS / "leaderboard-1500px.png"), full_page=True)
+    wide.close()
+
+
+def test_reported_tables_print_a_dash_with_its_reason_for_numbers_a_paper_left_out(app, page):
+    page.get_by_role("tab", name="Reported in papers").click()
+    page.wait_for_selector("table.reported td.missing", timeout=90_000)
+    cells = page.locator("table.reported td.missing")
+    assert cells.first.inner_text() == "–"
+    assert cells.first.get_attribute("title").startswith("not reported in ")
+    text = " ".join(page.locator("table.reported").all_inner_texts())
+    assert "None" not in text and "nan" not in text

@@ -285,3 +285,16 @@ def test_leaderboard_modules_never_import_methods_or_metrics():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     src = (REPO / "leaderboard" / "app.py").read_text()
     assert "deblurbench.methods" not in src and "deblurbench.metrics" not in src
+
+
+def test_a_papers_table_prints_a_dash_with_a_reason_where_it_has_no_number():
+    import pandas as pd
+
+    from deblurbench.leaderboard.reported_view import reported_html
+
+    wide = pd.DataFrame({"method": ["A", "B"], "psnr ↑": [25.5, float("nan")],
+                         "lpips ↓": [None, 0.2]})
+    html = reported_html(wide, "not reported in MBSD, Table 1")
+    assert html.count('<td class="missing" title="not reported in MBSD, Table 1">–</td>') == 2
+    assert "None" not in html and "nan" not in html
+    assert "<td>25.5</td>" in html and "<td>0.2</td>" in html

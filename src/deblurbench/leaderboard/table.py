@@ -234,12 +234,16 @@ def to_html(t: pd.DataFrame, cols: list[MetricColumn], board: Board, show_ci: bo
     95% CI in each cell's hover title (and inline when ``show_ci``)."""
     import html
 
-    head = ["#", "method", "source", "label"] + [c.header for c in cols] + COST + [MEAN_RANK]
+    head = ["#", "method", "label"] + [c.header for c in cols] + COST + [MEAN_RANK]
     rows = []
     for i, r in enumerate(t.itertuples(index=False), start=1):
         d = dict(zip(t.columns, r))
-        cells = [str(i), f"<b>{html.escape(d['method'])}</b>" + (" (floor)" if d["floor"] else ""),
-                 html.escape(str(d["source"])), html.escape(str(d["label"]))]
+        label = html.escape(str(d["label"]))  # one line, cut with an ellipsis; all on hover
+        name = html.escape(d["method"])
+        marks = (" (floor)" if d["floor"] else "") + (
+            "" if d["source"] == "measured" else f' <span class="badge">{html.escape(str(d["source"]))}</span>')
+        cells = [str(i), f'<td class="method" title="{name}"><b>{name}</b>{marks}</td>',
+                 f'<td class="label" title="{label}"><span class="badge">{label}</span></td>']
         for c in cols:
             rank = d.get(f"rank:{c.key}")
             ci = board.ci.get((d["method"], c.key))
@@ -254,11 +258,19 @@ def to_html(t: pd.DataFrame, cols: list[MetricColumn], board: Board, show_ci: bo
         tds = "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in cells)
         status = "" if d["status"] == "ok" else f' class="failed" title="{html.escape(str(d["status"]))}"'
         rows.append(f'<tr data-method="{html.escape(d["method"])}"{status}>{tds}</tr>')
-    ths = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    # a long metric name may break after its underscores (blur_effect, pba_blur_score)
+    ths = "".join(f"<th>{html.escape(h).replace('_', '_<wbr>')}</th>" for h in head)
     style = ("<style>#leaderboard-table td.best{font-weight:700;background:#e6f4ea}"
              "#leaderboard-table td.second{text-decoration:underline}"
              "#leaderboard-table tr.failed{color:#999}"
-             "#leaderboard-table td,#leaderboard-table th{padding:2px 8px;text-align:right}"
+             "#leaderboard-table{font-size:90%}"
+             "#leaderboard-table td,#leaderboard-table th{padding:2px 4px;text-align:right}"
+             "#leaderboard-table td{white-space:nowrap}"  # one line a row; headers may wrap
+             "#leaderboard-table th{max-width:6.5em;overflow-wrap:anywhere}"
+             "#leaderboard-table td.label,#leaderboard-table td.method{max-width:10em;"
+             "overflow:hidden;text-overflow:ellipsis;text-align:left}"
+             "#leaderboard-table td.label .badge{background:#eef;border-radius:4px;"
+             "padding:0 4px;font-size:85%}"
              "</style>")
     return (f'{style}<table id="leaderboard-table"><thead><tr>{ths}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')
