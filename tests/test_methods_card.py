@@ -126,5 +126,5 @@ def test_listing_imports_no_method_code_nor_torch(project):
                          cwd=project, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().split(",") == sorted(
-        ["identity", "jdrl", "nafnet", "rddm", "mbsd", "deblurdiff", "unsharp-mask", "wiener",
-         "richardson-lucy", "sv-deconv"])
+        ["identity", "jdrl", "nafnet", "rddm", "mbsd", "deblurdiff", "bd-diff", "unsharp-mask",
+         "wiener", "richardson-lucy", "sv-deconv"])
