@@ -258,15 +258,16 @@ def to_html(t: pd.DataFrame, cols: list[MetricColumn], board: Board, show_ci: bo
         tds = "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in cells)
         status = "" if d["status"] == "ok" else f' class="failed" title="{html.escape(str(d["status"]))}"'
         rows.append(f'<tr data-method="{html.escape(d["method"])}"{status}>{tds}</tr>')
-    # a long metric name may break after its underscores (blur_effect, pba_blur_score)
-    ths = "".join(f"<th>{html.escape(h).replace('_', '_<wbr>')}</th>" for h in head)
+    # a long header may break after an underscore or slash (pba_blur_score, GFLOPs/MP)
+    ths = "".join(f"<th>{html.escape(h).replace('_', '_<wbr>').replace('/', '/<wbr>')}</th>"
+                  for h in head)
     style = ("<style>#leaderboard-table td.best{font-weight:700;background:#e6f4ea}"
              "#leaderboard-table td.second{text-decoration:underline}"
              "#leaderboard-table tr.failed{color:#999}"
-             "#leaderboard-table{font-size:90%}"
+             "#leaderboard-table{font-size:85%}"
              "#leaderboard-table td,#leaderboard-table th{padding:2px 4px;text-align:right}"
              "#leaderboard-table td{white-space:nowrap}"  # one line a row; headers may wrap
-             "#leaderboard-table th{max-width:6.5em;overflow-wrap:anywhere}"
+             "#leaderboard-table th{max-width:6.5em;overflow-wrap:break-word}"
              "#leaderboard-table td.label,#leaderboard-table td.method{max-width:10em;"
              "overflow:hidden;text-overflow:ellipsis;text-align:left}"
              "#leaderboard-table td.label .badge{background:#eef;border-radius:4px;"
