@@ -9,7 +9,7 @@ import pandas as pd
 from realdata_kit import build_realdof, defocus, photo, write_card
 
 from deblurbench.datasets.manifest import prepare
-from deblurbench.datasets.report import channel_ratio, hamming, near_duplicates, phash, report
+from deblurbench.quality_report import channel_ratio, hamming, near_duplicates, phash, report
 from deblurbench.io import write_png
 
 
@@ -71,7 +71,7 @@ def test_pba_shares_use_the_params_settings_and_stored_maps_only_when_they_match
 
     from deblurbench.annotate import pba
     from deblurbench.datasets.manifest import load_manifest
-    from deblurbench.datasets.report import measure
+    from deblurbench.quality_report import measure
     from deblurbench.io import read_image
 
     section = TINY_PARAMS["pba"] | {"pixel_map_patch": 32}

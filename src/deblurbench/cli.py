@@ -67,7 +67,7 @@ def cmd_datasets_derive(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets_report(args: argparse.Namespace) -> int:
-    from deblurbench.datasets.report import report
+    from deblurbench.quality_report import report
 
     print(report(args.name, top_k=args.top, pba=not args.no_pba,
                  pba_section=_params(args).pba))

@@ -63,9 +63,9 @@ def check_lists(inputs: list[str], train_inputs: list[str]) -> str | None:
 
 
 def pba_levels_path(dataset: str, image_id: str) -> Path:
-    from deblurbench.paths import project_root
+    from deblurbench.paths import pba_dir
 
-    return project_root() / "annotate" / "pba" / dataset / f"{image_id}_levels.png"
+    return pba_dir(dataset) / f"{image_id}_levels.png"
 
 
 def loader(name: str) -> Callable[[object], np.ndarray]:

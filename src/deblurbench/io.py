@@ -10,13 +10,14 @@ Images in memory are float32, HxWx3, RGB, in [0, 1].
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from deblurbench.paths import atomic_file
 
 #: Default decompression-bomb limit in pixels (SDD's 4096x2160 is 8.8 MP; leave ample margin).
 DEFAULT_MAX_PIXELS = 80_000_000
@@ -214,16 +215,9 @@ def write_png(path: str | os.PathLike, image: np.ndarray, bits: int = 16) -> Pat
 
 def _atomic_write(path: Path, data: np.ndarray) -> Path:
     """Encode to a temp file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", prefix=f".{path.stem}.", dir=path.parent)
-    os.close(fd)
-    try:
-        if not cv2.imwrite(tmp, data, [cv2.IMWRITE_PNG_COMPRESSION, 3]):
+    with atomic_file(path, ".png") as tmp:
+        if not cv2.imwrite(str(tmp), data, [cv2.IMWRITE_PNG_COMPRESSION, 3]):
             raise ImageError(path, "encoder failed")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

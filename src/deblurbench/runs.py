@@ -13,13 +13,11 @@ and are stored with its scores.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from deblurbench.paths import outputs_dir
+from deblurbench.paths import atomic_file, outputs_dir
 
 RUN_FILE = "run.json"
 
@@ -108,11 +106,8 @@ class RunRecord:
     def write(self, folder: Path) -> Path:
         """Write ``folder/run.json`` atomically."""
         path = folder / RUN_FILE
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".run.", suffix=".json", dir=folder)
-        with os.fdopen(fd, "w") as f:
+        with atomic_file(path) as tmp, open(tmp, "w") as f:
             json.dump(self.to_dict(), f, indent=1)
-        os.replace(tmp, path)
         return path
 
 

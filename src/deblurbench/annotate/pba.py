@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from scipy import ndimage
 from skimage.metrics import structural_similarity
 
 from deblurbench.config import from_dict
+from deblurbench.paths import atomic_file
 
 LEVEL_NAMES = ("slight", "mild", "moderate", "severe")
 _CV_BORDER = {"reflect": cv2.BORDER_REFLECT, "mirror": cv2.BORDER_REFLECT_101}
@@ -291,16 +291,8 @@ def save_npz(result: PBAResult, path: str | os.PathLike) -> None:
     arrays["patch_sizes"] = np.asarray(result.patch_sizes, dtype=np.int64)
     arrays["image_size"] = np.asarray(result.image_size, dtype=np.int64)
     arrays["params"] = np.array(json.dumps(asdict(result.params), sort_keys=True))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_file(Path(path)) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def load_npz(path: str | os.PathLike) -> PBAResult:

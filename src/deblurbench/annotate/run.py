@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +26,7 @@ from deblurbench.annotate import pba
 from deblurbench.annotate.pba_plot import overlay_png
 from deblurbench.config import ConfigError, from_dict
 from deblurbench.io import read_image, write_png
+from deblurbench.paths import atomic_file
 
 Which = Literal["blurry", "sharp", "both"]
 DEFAULT_PIXEL_MAP_PATCH = 64
@@ -76,16 +76,8 @@ def write_levels_png(path: Path, levels: np.ndarray) -> Path:
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(levels, dtype=np.uint8))
     if not ok:
         raise OSError(f"{path}: PNG encoding failed")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(buf.tobytes())
     return path
 
 

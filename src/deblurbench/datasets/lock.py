@@ -12,11 +12,9 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
-from deblurbench.paths import datasets_dir
+from deblurbench.paths import atomic_file, datasets_dir
 
 LOCK_NAME = "checksums.lock.json"
 
@@ -59,16 +57,9 @@ def record(dataset: str, archive: str, sha256: str, size_bytes: int, source: str
     data.setdefault(dataset, {})[archive] = {
         "sha256": sha256, "size_bytes": int(size_bytes), "source": source,
         "recorded": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".checksums.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_file(path) as tmp, open(tmp, "w") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+        fh.write("\n")
 
 
 def verify(dataset: str, archive: str, sha256: str, source: str,

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from deblurbench.io import read_image, write_png
 from deblurbench.leaderboard import queries
 from deblurbench.leaderboard.snapshot import open_snapshot
-from deblurbench.paths import project_root, run_dir
+from deblurbench.paths import pba_dir, project_root, run_dir
 
 LEVELS = ["slight", "mild", "moderate", "severe"]
 
@@ -69,7 +69,7 @@ def field_name(metric: str) -> str:
 
 
 def pba_path(dataset: str, image_id: str) -> Path:
-    return project_root() / "annotate" / "pba" / dataset / f"{image_id}.npz"
+    return pba_dir(dataset) / f"{image_id}.npz"
 
 
 def pba_level_map(dataset: str, image_id: str) -> np.ndarray | None:

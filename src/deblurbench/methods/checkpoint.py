@@ -9,16 +9,14 @@ Loaded with ``torch.load(weights_only=True)``: a checkpoint cannot run code.
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from deblurbench.paths import project_root
+from deblurbench.paths import atomic_file, project_root
 
 FORMAT = 1
 #: fields that must match for a checkpoint to be resumed or used by `methods run`
@@ -41,15 +39,8 @@ def checkpoint_path(method: str, dataset: str, config: str, variant: str | None 
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         torch.save({"format": FORMAT, **payload}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

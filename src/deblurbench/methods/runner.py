@@ -37,6 +37,7 @@ from tqdm import tqdm
 from deblurbench import provenance
 from deblurbench.datasets.manifest import get_card as get_dataset_card
 from deblurbench.datasets.manifest import load_manifest
+from deblurbench.devices import pick_config, pick_device
 from deblurbench.io import read_image, write_png
 from deblurbench.methods.card import MethodCard, resolve_params
 from deblurbench.methods.cost import (
@@ -60,16 +61,6 @@ class MethodFailure(RuntimeError):
 
 class ImageTimeout(MethodFailure):
     """A method that took longer than the per-image time limit."""
-
-
-def pick_device(requested: str = "auto") -> str:
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {requested}: no CUDA device is available here")
-    if requested != "cpu" and not requested.startswith("cuda"):
-        raise ValueError(f"--device {requested}: expected auto, cpu, cuda or cuda:N")
-    return requested
 
 
 def check_output(out: object, like: torch.Tensor, method: str, image_id: str) -> torch.Tensor:
@@ -154,11 +145,8 @@ def run_method(name: str, dataset: str, split: str, device: str = "auto",
     ranks = Ranks.current(dev)
     dev = ranks.device(dev)
     on_gpu = dev.startswith("cuda")
-    if card.device == "gpu" and not on_gpu and small is False:
-        raise ValueError(f"method {name!r} needs a GPU for its paper configuration")
-    use_small = (not on_gpu) if small is None else small
+    use_small, config = pick_config(name, card.device == "gpu", on_gpu, small)
     params = resolve_params(card, use_small, variant, overrides)
-    config = "small" if use_small else "paper"
     prec = pick_precision(precision, dev, card)
     tile = tile_size if tile_size is not None else card.tile_size
     overlap = tile_overlap if tile_overlap is not None else card.tile_overlap

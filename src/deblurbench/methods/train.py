@@ -33,11 +33,11 @@ import math
 import time
 from typing import Any
 
-import torch
 from tqdm import tqdm
 
 from deblurbench import provenance
 from deblurbench.datasets.manifest import get_card as get_dataset_card
+from deblurbench.devices import pick_config, pick_device
 from deblurbench.methods.card import MethodCard, resolve_params
 from deblurbench.methods.checkpoint import (
     CheckpointError,
@@ -59,9 +59,7 @@ class TrainFailure(RuntimeError):
 def _accelerator(device: str, card: MethodCard):
     from accelerate import Accelerator
 
-    cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: no CUDA device is available here")
+    cpu = pick_device(device) == "cpu"
     amp = "bf16" if card.amp and not cpu else "no"
     return Accelerator(cpu=cpu, mixed_precision=amp)
 
@@ -115,10 +113,7 @@ def train_method(name: str, dataset: str, split: str = "train", device: str = "a
     dcard = get_dataset_card(dataset)
     accelerator = _accelerator(device, card)
     on_gpu = accelerator.device.type == "cuda"
-    use_small = (not on_gpu) if small is None else small
-    if card.device == "gpu" and not on_gpu and not use_small:
-        raise ValueError(f"method {name!r} needs a GPU for its paper configuration")
-    config = "small" if use_small else "paper"
+    use_small, config = pick_config(name, card.device == "gpu", on_gpu, small)
     params = resolve_params(card, use_small, variant, overrides)
     path = checkpoint_path(name, dataset, config, variant)
     payload = {"method": name, "method_version": card.version, "dataset": dataset,

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from deblurbench.paths import project_root
+from deblurbench.paths import pba_dir
 
 LEVELS = ("slight", "mild", "moderate", "severe")
 
@@ -51,7 +51,7 @@ def available() -> str | None:
 
 def stored_path(dataset: str, split: str, image_id: str, cfg: RegionConfig) -> Path | None:
     """The stored level map of this image, if it was made with ``cfg``'s settings."""
-    base = project_root() / "annotate" / "pba" / dataset
+    base = pba_dir(dataset)
     for folder in (base / split, base):
         p = folder / f"{image_id}_levels.png"
         summary = folder / "summary.json"

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from deblurbench import provenance
 from deblurbench.datasets.manifest import get_card as get_dataset_card
 from deblurbench.datasets.manifest import load_manifest
+from deblurbench.devices import pick_device
 from deblurbench.io import ImageError, read_image
 from deblurbench.metrics import aggregate, regions
 from deblurbench.metrics.spec import (
@@ -94,14 +95,6 @@ def run_id(method: str, dataset: str, split: str, protocol: str,
            reference: str = "original") -> str:
     base = f"{method}/{dataset}/{split}/{protocol}"
     return base if reference == "original" else f"{base}/{reference}"
-
-
-def pick_device(device: str) -> str:
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def score_run(method: str, dataset: str, split: str, db_path: str | Path,

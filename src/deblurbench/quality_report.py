@@ -8,6 +8,9 @@ dual-pixel view balance (left / right); near-duplicate images by a 64-bit percep
 of a 32x32 luma thumbnail, Hamming distance); and the worst pairs by each measure, with
 thumbnails. Written to ``datasets/<name>/report/`` (``report.md``, ``summary.json``,
 ``figures/*.png``).
+
+It reads both data sets and blur annotations, so it sits above both packages: ``annotate``
+imports ``datasets``, never the other way.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from deblurbench.io import read_image, to_display_uint8
-from deblurbench.paths import dataset_dir, project_root
+from deblurbench.paths import dataset_dir, pba_dir
 
 CHANNELS = ("R", "G", "B")
 
@@ -74,7 +77,7 @@ def _pba_levels(name: str, image_id: str, blurry: np.ndarray,
         return None, "unavailable"
     params, patch = pba_params_from(pba_section)
     h, w = blurry.shape[:2]
-    stored = project_root() / "annotate" / "pba" / name / f"{image_id}.npz"
+    stored = pba_dir(name) / f"{image_id}.npz"
     try:
         if stored.exists():
             res = pba.load_npz(stored)
