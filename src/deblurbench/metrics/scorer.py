@@ -40,7 +40,7 @@ from deblurbench.metrics.spec import (
     spec_id,
 )
 from deblurbench.runs import latency_ms_per_mp, load_run, output_path
-from deblurbench.store import db
+from deblurbench.store import db, results
 
 REFERENCES = ("original", "aligned")
 DATASET_IMAGE = "__split__"  # image_id of a data-set-level score (FID)
@@ -350,7 +350,7 @@ def _dataset_level(con, rid, fp, method, dataset, split, rows, computers, sids, 
         except MetricFailure as exc:
             value, reason = None, str(exc)
         with db.transaction(con):
-            con.execute("DELETE FROM score_staging WHERE run_id = ? AND metric = ?", [rid, name])
+            results.clear_staged_metric(con, rid, name)
             db.stage_rows(con, [(rid, fp, DATASET_IMAGE, name, "all", value, sids[name],
                                  reason)])
 
@@ -385,9 +385,7 @@ def check_output_image(img: np.ndarray, image_id: str, height: int, width: int,
 def _commit(con, rid, fp, record, dcard, rows, mcard, specs, sids, state, status, error,
             protocol, reference, dataset, split, method, region_source,
             method_row: dict) -> dict:
-    staged = con.execute("SELECT image_id, metric, region, value, spec_id, reason FROM "
-                         "score_staging WHERE run_id = ? AND fingerprint = ? AND metric NOT "
-                         "LIKE '\\_\\_%' ESCAPE '\\'", [rid, fp]).df()
+    staged = results.staged(con, rid, fp)
     if status != "ok":
         staged = staged.iloc[0:0]
     ok = staged[staged["reason"].isna()]
@@ -399,30 +397,24 @@ def _commit(con, rid, fp, record, dcard, rows, mcard, specs, sids, state, status
     with db.transaction(con):
         _write_context(con, dcard, rows, mcard, specs, sids, method_row)
         db.replace_run(con, rid)
-        if len(ok):
-            con.register("staged_ok", ok[["image_id", "metric", "region", "value", "spec_id"]])
-            con.execute("INSERT INTO scores SELECT ?, image_id, metric, region, value, spec_id "
-                        "FROM staged_ok", [rid])
-            con.unregister("staged_ok")
+        results.insert_scores(con, rid, ok)
         for r in failed[failed["region"] == "all"].itertuples():
-            con.execute("INSERT INTO score_failures VALUES (?, ?, ?, ?)",
-                        [rid, r.image_id, r.metric, r.reason])
+            results.insert_failure(con, rid, r.image_id, r.metric, r.reason)
         means = {}
         for name, st in state.items():
             mine = ok[(ok["metric"] == name) & (ok["region"] == "all")]
             n_fail = int((failed["metric"] == name).sum())
             reason = st["reason"] or st.get("region_note")
             the_status = st["status"] if status == "ok" else "run failed"
-            con.execute("INSERT INTO metric_status VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [rid, name, sids[name], the_status, reason, len(mine), n_fail])
+            results.insert_metric_status(con, rid, name, sids[name], the_status, reason,
+                                         len(mine), n_fail)
             if len(mine):
                 means[name] = float(mine["value"].mean())
         for (name, region), g in ok.groupby(["metric", "region"]):
             mean, lo, hi = aggregate.bootstrap_ci(g["value"].to_numpy(),
                                                   aggregate.seed_of(rid, name, region))
-            con.execute("INSERT INTO score_aggregates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [rid, name, region, sids[name], len(g), mean, lo, hi, aggregate.N_BOOT,
-                         aggregate.LEVEL])
+            results.insert_aggregate(con, rid, name, region, sids[name], len(g), mean, lo, hi,
+                                     aggregate.N_BOOT, aggregate.LEVEL)
         db.upsert(con, "runs", {
             "run_id": rid, "method": mcard["name"], "method_version": record["method_version"],
             "dataset": dataset, "dataset_version": record["dataset_version"], "split": split,
@@ -445,7 +437,7 @@ def _commit(con, rid, fp, record, dcard, rows, mcard, specs, sids, state, status
             ["run_id"])
         if status == "ok":
             _paired(con, rid, dataset, split, protocol, reference)
-        con.execute("DELETE FROM score_staging WHERE run_id = ?", [rid])
+        results.clear_staging(con, rid)
     unavailable = {k: v["reason"] for k, v in state.items() if v["status"] != "ok"}
     return {"run_id": rid, "status": status, "error": error, "n_images": n_images,
             "means": means if status == "ok" else {}, "unavailable": unavailable,
@@ -467,24 +459,11 @@ def _output_bits(method, dataset, split, rows) -> int | None:
 
 def _paired(con, rid, dataset, split, protocol, reference) -> None:
     """Compare this run with every other ok run on the same images (same spec only)."""
-    others = [r[0] for r in con.execute(
-        "SELECT run_id FROM runs WHERE dataset = ? AND split = ? AND protocol = ? AND "
-        "coalesce(reference, 'original') = ? AND status = 'ok' AND run_id <> ?",
-        [dataset, split, protocol, reference, rid]).fetchall()]
-    for other in others:
-        df = con.execute("""
-            SELECT a.metric, a.region, a.spec_id, list(a.value ORDER BY a.image_id) AS va,
-                   list(b.value ORDER BY a.image_id) AS vb
-            FROM scores a JOIN scores b ON a.image_id = b.image_id AND a.metric = b.metric
-                 AND a.region = b.region AND a.spec_id = b.spec_id
-            WHERE a.run_id = ? AND b.run_id = ? AND a.image_id <> ?
-            GROUP BY ALL""", [rid, other, DATASET_IMAGE]).fetchall()
-        for metric, region, sid, va, vb in df:
+    for other in results.comparable_runs(con, dataset, split, protocol, reference, rid):
+        for metric, region, sid, va, vb in results.paired_values(con, rid, other, DATASET_IMAGE):
             res = aggregate.paired(np.array(va), np.array(vb),
                                    aggregate.seed_of(rid, other, metric, region))
-            con.execute("INSERT INTO paired_comparisons VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [rid, other, metric, region, sid, res["n"], res["mean_diff"],
-                         res["ci_low"], res["ci_high"], res["p_value"]])
+            results.insert_paired(con, rid, other, metric, region, sid, res)
 
 
 def _write_context(con, dcard, rows, mcard, specs, sids, method_row: dict) -> None:
