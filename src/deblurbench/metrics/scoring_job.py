@@ -52,7 +52,7 @@ class ScoringJob:
     @classmethod
     def make(cls, method: str, dataset: str, split: str, metrics: list[str],
              protocol: str = "defocus", reference: str = "original", regions_on: bool = False,
-             device: str = "cpu", pba: dict | None = None,
+             device: str = "cpu", pba: Any = None,
              method_row: dict | None = None) -> ScoringJob:
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
