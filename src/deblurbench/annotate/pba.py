@@ -33,8 +33,9 @@ import numpy as np
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
-from deblurbench.config import PBAParams, from_dict
+from deblurbench.config import from_dict
 from deblurbench.paths import atomic_file
+from deblurbench.pba_definition import PBAParams
 
 LEVEL_NAMES = ("slight", "mild", "moderate", "severe")
 _CV_BORDER = {"reflect": cv2.BORDER_REFLECT, "mirror": cv2.BORDER_REFLECT_101}
