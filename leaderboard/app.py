@@ -14,10 +14,11 @@ import pandas as pd
 import streamlit as st
 
 from deblurbench.config import load_params
-from deblurbench.leaderboard import plots, queries, reported_view, table, viewer
+from deblurbench.leaderboard import plots, reported_view, table, viewer
 from deblurbench.leaderboard.review import pba_level_map
 from deblurbench.leaderboard.snapshot import NoDatabase, snapshot
 from deblurbench.paths import project_root, run_dir
+from deblurbench.store import db, queries
 
 st.set_page_config(page_title="DeblurBench leaderboard", layout="wide")
 # a narrower sidebar leaves the board the width of a 1500 px window (tests/test_leaderboard_app)
@@ -36,9 +37,7 @@ def db_path() -> Path:
 @st.cache_data(show_spinner=False)
 def load(snap: str, stamp: tuple) -> dict:
     """Everything the pages show, read once per snapshot (``stamp`` keys the cache)."""
-    import duckdb
-
-    con = duckdb.connect(snap, read_only=True)
+    con = db.connect(snap, read_only=True)
     try:
         return {"boards": table.load_boards(con), "reported": queries.reported(con),
                 "specs": queries.metric_specs(con), "con_path": snap}
@@ -49,9 +48,7 @@ def load(snap: str, stamp: tuple) -> dict:
 @st.cache_data(show_spinner=False)
 def per_image(snap: str, stamp: tuple, dataset: str, split: str, run_ids: tuple) -> dict:
     """Per-image and per-level scores of one board's runs (``run_ids``) only."""
-    import duckdb
-
-    con = duckdb.connect(snap, read_only=True)
+    con = db.connect(snap, read_only=True)
     try:
         return {"scores": queries.image_scores(con, dataset, split, run_ids),
                 "images": queries.images(con, dataset, split),
@@ -62,9 +59,7 @@ def per_image(snap: str, stamp: tuple, dataset: str, split: str, run_ids: tuple)
 
 
 def paired(snap: str, run_a: str, run_b: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    import duckdb
-
-    con = duckdb.connect(snap, read_only=True)
+    con = db.connect(snap, read_only=True)
     try:
         return queries.paired_differences(con, run_a, run_b), queries.paired_tests(con, run_a,
                                                                                    run_b)

@@ -14,8 +14,9 @@ import pytest
 from conftest import REPO, cli
 from kit_leaderboard import build_results, db, means
 
-from deblurbench.leaderboard import queries, table
+from deblurbench.leaderboard import table
 from deblurbench.leaderboard.snapshot import NoDatabase, open_snapshot, snapshot
+from deblurbench.store import queries
 
 
 @pytest.fixture(scope="module")
@@ -78,27 +79,39 @@ def test_identity_floor_survives_filters_and_labels_are_honest(results):
     assert f"95% CI [{ci[0]:.4f}, {ci[1]:.4f}]; rank" in html  # the scorer's interval, shown
 
 
-def test_missing_views_and_columns_show_na(results, tmp_path):
-    """A database from before the scorer's CI view and cost columns still renders, with n/a."""
-    copy = tmp_path / "old.duckdb"
-    shutil.copy(db(results), copy)
-    con = duckdb.connect(str(copy))
-    con.execute("DROP VIEW run_metric_summary")
-    con.execute("DROP VIEW subset_means")
-    con.execute("DROP TABLE score_aggregates")
-    con.execute("DROP TABLE paired_comparisons")
-    for c in ("n_params", "flops_per_mp", "peak_rss_mb", "peak_gpu_mb"):
-        con.execute(f"ALTER TABLE runs DROP COLUMN {c}")
+def test_a_database_of_the_first_schema_is_migrated_on_its_snapshot_and_shows_na(results,
+                                                                                 tmp_path):
+    """A database written before the scorer's CIs, cost columns and views (schema version 1,
+    the contract tables only): its private snapshot is migrated, so the board reads the same
+    views, and what the old file never held shows as n/a."""
+    from deblurbench.store.schema import MIGRATIONS
+
+    old = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(old))
+    con.execute(MIGRATIONS[0])
+    con.execute("CREATE TABLE schema_version (version INTEGER, applied VARCHAR)")
+    con.execute("INSERT INTO schema_version VALUES (1, 'then')")
+    con.execute(f"ATTACH '{db(results)}' AS new (READ_ONLY)")
+    for t in ("datasets", "images", "methods", "metric_specs", "scores", "reported"):
+        con.execute(f"INSERT INTO {t} SELECT * FROM new.{t}")
+    cols = [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                      "WHERE table_name = 'runs' AND table_catalog = 'old' "
+                                      "ORDER BY ordinal_position").fetchall()]
+    con.execute(f"INSERT INTO runs SELECT {', '.join(cols)} FROM new.runs")
     con.close()
-    board = boards_of(copy)[("synthetic-defocus", "test", "defocus")]
+    board = boards_of(old)[("synthetic-defocus", "test", "defocus")]
     t, cols = table.view(board)
     html = table.to_html(t, cols, board, show_ci=True)
     assert "95% CI n/a" in html and "[" not in html.split("<tbody>")[1].split("rank")[0]
     assert t["params (M)"].isna().all() and t["latency ms/MP"].notna().all()
-    con = open_snapshot(copy)
+    con = open_snapshot(old)
     assert queries.paired_tests(con, "identity/synthetic-defocus/test/defocus",
                                 "box-sharpen/synthetic-defocus/test/defocus") is None
+    assert con.execute("SELECT max(version) FROM schema_version").fetchone()[0] == len(
+        MIGRATIONS)
     con.close()
+    assert duckdb.connect(str(old), read_only=True).execute(  # the file itself is untouched
+        "SELECT max(version) FROM schema_version").fetchone()[0] == 1
 
 
 def test_scores_under_different_specs_are_separate_columns(results, tmp_path):
@@ -275,7 +288,7 @@ def test_paired_differences_equal_an_independent_computation(results):
 
 
 def test_leaderboard_modules_never_import_methods_or_metrics():
-    code = ("import sys, deblurbench.leaderboard.table, deblurbench.leaderboard.queries, "
+    code = ("import sys, deblurbench.leaderboard.table, deblurbench.store.queries, "
             "deblurbench.leaderboard.snapshot, deblurbench.leaderboard.plots, "
             "deblurbench.leaderboard.viewer, deblurbench.leaderboard.review;"
             "bad = [m for m in sys.modules if m.startswith(('deblurbench.methods', "

@@ -223,28 +223,11 @@ def _batch_size(text: str) -> int | str:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from deblurbench.config import pipeline_runs
-    from deblurbench.metrics.scorer import Batching, score_run
+    from deblurbench.metrics.scorer import score_all
 
-    p = _params(args)
-    batching = Batching(args.batch_size or p.score.batch_size,
-                        int(p.score.batch_megapixels * 1e6))
+    told: set[str] = set()
 
-    runs = [r for r in pipeline_runs(p) if (not args.dataset or r[1] in args.dataset)
-            and (not args.split or r[2] in args.split)]
-    if args.method:  # run folder names: a method, or method~trained_on for a cross run
-        runs = [(m, d, s) for d in (args.dataset or p.datasets)
-                for s in (args.split or p.run.splits) for m in args.method]
-    db = args.db or p.score.db
-    failed, told = 0, set()
-    for m, d, s in runs:
-        res = score_run(m, d, s, db, args.metric or list(p.score.metrics),
-                        args.protocol or p.score.protocol,
-                        metrics_dir=p.score.metrics_dir,
-                        reference=args.reference or p.score.reference,
-                        regions_on=p.score.regions if args.regions is None
-                        else args.regions, device=args.device or p.score.device,
-                        pba=p.pba, batching=batching)
+    def show(res: dict) -> None:
         means = "  ".join(f"{k}={v:.4f}" for k, v in res["means"].items())
         print(f"{res['run_id']}: {res['status']} ({res['n_images']} images) {means}")
         # Each missing-weights reason once per call, not once per run.
@@ -254,16 +237,18 @@ def cmd_score(args: argparse.Namespace) -> int:
         if unavailable.keys() & told:
             print(f"  unavailable as above: {', '.join(sorted(unavailable.keys() & told))}",
                   file=sys.stderr)
-        told |= unavailable.keys()
+        told.update(unavailable)
         if res["status"] != "ok":
             print(f"  {res['error']}", file=sys.stderr)
-            failed += 1
-    reported = Path(p.score.reported) if p.score.reported else None
-    if reported is not None and not args.method and reported.is_file():
-        # The papers' own numbers ride along, in their own table, never ranked with ours.
-        from deblurbench.submit.reported import load_reported
 
-        print(f"reported: {load_reported(reported, db)} rows loaded from {reported}")
+    done = score_all(_params(args), methods=args.method, datasets=args.dataset,
+                     splits=args.split, metrics=args.metric, protocol=args.protocol,
+                     reference=args.reference, regions_on=args.regions, device=args.device,
+                     db_path=args.db, batch_size=args.batch_size, on_result=show)
+    if done["reported"] is not None:
+        n, path = done["reported"]
+        print(f"reported: {n} rows loaded from {path}")
+    failed = sum(r["status"] != "ok" for r in done["results"])
     return 1 if failed and not args.allow_failure else 0
 
 

@@ -16,6 +16,8 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
+from deblurbench.pba_definition import PBA_BORDERS, PBAParams  # noqa: F401  (re-exported)
+
 T = TypeVar("T")
 
 
@@ -231,6 +233,43 @@ class RealDataParams:
     derive: dict[str, str] = field(default_factory=dict)  # resize variant -> its source set
 
 
+DEFAULT_PIXEL_MAP_PATCH = 64  # the finest PBA scale: per-pixel maps at its resolution
+
+
+@dataclass(frozen=True)
+class PBASection(PBAParams):
+    """params.yaml ``pba``: the PBA definition plus ``pixel_map_patch``, the patch size of the
+    per-pixel level map (regions, training inputs); typed when params.yaml is read."""
+
+    pixel_map_patch: int = DEFAULT_PIXEL_MAP_PATCH
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        patch = self.pixel_map_patch
+        if isinstance(patch, bool) or not isinstance(patch, int) or patch < 1:
+            raise ValueError(f"pixel_map_patch: expected a positive integer, got {patch!r}")
+        if patch < self.ssim_window:
+            raise ValueError(f"pixel_map_patch: {patch} is smaller than the "
+                             f"{self.ssim_window}-px SSIM window")
+
+    def definition(self) -> PBAParams:
+        """The PBA definition alone (what a stored annotation records)."""
+        return PBAParams(**{f.name: getattr(self, f.name)
+                            for f in dataclasses.fields(PBAParams)})
+
+
+def pba_section(data: Any, where: str = "params.yaml:pba") -> PBASection:
+    """The typed ``pba`` section; a bad value is a :class:`ConfigError` naming it."""
+    if isinstance(data, PBASection):
+        return data
+    try:
+        return from_dict(PBASection, dict(data or {}), where)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # PBAParams / PBASection checks
+        raise ConfigError(f"{where}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Params:
     datasets: list[str] = field(default_factory=lambda: ["synthetic-defocus"])
@@ -239,9 +278,7 @@ class Params:
     train: TrainParams = field(default_factory=TrainParams)
     score: ScoreParams = field(default_factory=ScoreParams)
     real: RealDataParams = field(default_factory=RealDataParams)
-    # PBA constants (deblurbench.annotate.pba.PBAParams) plus pixel_map_patch; kept a plain
-    # mapping here so config imports no engine code (typed in deblurbench.annotate.run).
-    pba: dict[str, Any] = field(default_factory=dict)
+    pba: PBASection = field(default_factory=PBASection)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -249,8 +286,9 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     if not path.exists():
         return Params()
-    data = load_yaml(path) or {}
-    params = from_dict(Params, data, str(path))
+    data = dict(load_yaml(path) or {})
+    pba = pba_section(data.pop("pba", None), f"{path}:pba")
+    params = dataclasses.replace(from_dict(Params, data, str(path)), pba=pba)
     both = sorted(set(params.run.methods) & set(params.train.methods))
     if both:
         raise ConfigError(f"{path}: {', '.join(both)} listed under run.methods and "

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from deblurbench.config import PBASection
 from deblurbench.io import read_image, to_display_uint8
 from deblurbench.paths import dataset_dir, pba_dir
 
@@ -65,7 +66,7 @@ def channel_ratio(sharp: np.ndarray, blurry: np.ndarray, mask: np.ndarray | None
 
 
 def _pba_levels(name: str, image_id: str, blurry: np.ndarray,
-                pba_section: dict | None) -> tuple[dict | None, str]:
+                pba_section: PBASection | dict | None) -> tuple[dict | None, str]:
     """Share of pixels per PBA level in the blurry image's per-pixel map, made with the
     settings of ``params.yaml: pba`` (constants and ``pixel_map_patch``), the same map the
     scorer's blur-level regions use. A stored annotation is used only when it was made with
@@ -103,7 +104,7 @@ def _aligned(name: str) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str |
     return None, None, None
 
 
-def measure(name: str, pba: bool = True, pba_section: dict | None = None,
+def measure(name: str, pba: bool = True, pba_section: PBASection | dict | None = None,
             ) -> tuple[pd.DataFrame, dict]:
     """One row of measures per pair, and the notes on where they came from."""
     from deblurbench.datasets.manifest import load_manifest
@@ -262,7 +263,7 @@ WORST = {  # measure: (column, larger is worse, description)
 
 
 def report(name: str, top_k: int = 5, dup_threshold: int = 6, pba: bool = True,
-           out_dir: Path | None = None, pba_section: dict | None = None) -> Path:
+           out_dir: Path | None = None, pba_section: PBASection | dict | None = None) -> Path:
     """Write the report; returns the path of ``report.md``."""
     from deblurbench.datasets.manifest import get_card
 

@@ -27,7 +27,6 @@ import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
 import cv2
 import numpy as np
@@ -36,56 +35,12 @@ from skimage.metrics import structural_similarity
 
 from deblurbench.config import from_dict
 from deblurbench.paths import atomic_file
+from deblurbench.pba_definition import PBAParams
 
 LEVEL_NAMES = ("slight", "mild", "moderate", "severe")
 _CV_BORDER = {"reflect": cv2.BORDER_REFLECT, "mirror": cv2.BORDER_REFLECT_101}
 #: Float rounding (e.g. a Gaussian of a 0/1 image reaching 1 + 1e-7) is not a range error.
 _RANGE_SLACK = 1e-5
-#: scikit-image fixes the window truncation at 3.5 sigma when ``gaussian_weights=True``.
-_SKIMAGE_TRUNCATE = 3.5
-
-
-@dataclass(frozen=True)
-class PBAParams:
-    """The PBA definition (MBSD implementation details); ``border`` uses scipy's mode names."""
-
-    luma_weights: tuple[float, float, float] = (0.299, 0.587, 0.114)
-    reblur_sigma: float = 3.6
-    reblur_radius: int = 11
-    laplacian: tuple[tuple[float, ...], ...] = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
-    border: Literal["reflect", "mirror"] = "reflect"
-    patch_sizes: tuple[int, ...] = (64, 128, 256, 512)
-    thresholds: tuple[float, float, float] = (0.25, 0.35, 0.75)
-    ssim_sigma: float = 1.5
-    ssim_data_range: float = 1.0
-    ssim_k1: float = 0.01
-    ssim_k2: float = 0.03
-
-    def __post_init__(self) -> None:
-        k = np.asarray(self.laplacian, dtype=float)
-        if k.ndim != 2 or k.shape[0] != k.shape[1] or k.shape[0] % 2 == 0:
-            raise ValueError(f"laplacian: expected an odd square kernel, got {self.laplacian}")
-        if self.border not in _CV_BORDER:
-            raise ValueError(f"border: expected one of {sorted(_CV_BORDER)}, got {self.border!r}")
-        if list(self.thresholds) != sorted(self.thresholds) or len(self.thresholds) != 3:
-            raise ValueError(f"thresholds: expected 3 increasing values, got {self.thresholds}")
-        too_small = [s for s in self.patch_sizes if s < self.ssim_window]
-        if not self.patch_sizes or too_small:
-            raise ValueError(f"patch_sizes: need sizes >= the {self.ssim_window}-px SSIM window, "
-                             f"got {self.patch_sizes}")
-        if self.reblur_sigma <= 0 or self.ssim_sigma <= 0 or self.reblur_radius < 1:
-            raise ValueError("reblur_sigma, ssim_sigma and reblur_radius must be positive")
-        if self.ssim_k1 <= 0 or self.ssim_k2 <= 0 or self.ssim_data_range <= 0:
-            raise ValueError("ssim_k1, ssim_k2 and ssim_data_range must be positive")
-
-    @property
-    def ssim_pad(self) -> int:
-        """SSIM window radius, as scikit-image derives it (5 for sigma 1.5)."""
-        return int(_SKIMAGE_TRUNCATE * self.ssim_sigma + 0.5)
-
-    @property
-    def ssim_window(self) -> int:
-        return 2 * self.ssim_pad + 1
 
 
 DEFAULT_PARAMS = PBAParams()

@@ -24,31 +24,18 @@ from tqdm import tqdm
 
 from deblurbench.annotate import pba
 from deblurbench.annotate.pba_plot import overlay_png
-from deblurbench.config import ConfigError, from_dict
+from deblurbench.config import PBASection, pba_section
 from deblurbench.io import read_image, write_png
 from deblurbench.paths import atomic_file
 
 Which = Literal["blurry", "sharp", "both"]
-DEFAULT_PIXEL_MAP_PATCH = 64
 
 
-def pba_params_from(data: dict[str, Any] | None,
-                    where: str = "params.yaml:pba") -> tuple[pba.PBAParams, int]:
-    """(typed PBA parameters, pixel-map patch size) from the ``pba`` mapping of params.yaml."""
-    data = dict(data or {})
-    patch = data.pop("pixel_map_patch", DEFAULT_PIXEL_MAP_PATCH)
-    if isinstance(patch, bool) or not isinstance(patch, int) or patch < 1:
-        raise ConfigError(f"{where}.pixel_map_patch: expected a positive integer, got {patch!r}")
-    try:
-        params = from_dict(pba.PBAParams, data, where)
-    except ConfigError:
-        raise
-    except ValueError as exc:  # PBAParams.__post_init__ checks
-        raise ConfigError(f"{where}: {exc}") from None
-    if patch < params.ssim_window:
-        raise ConfigError(f"{where}.pixel_map_patch: {patch} is smaller than the "
-                          f"{params.ssim_window}-px SSIM window")
-    return params, patch
+def pba_params_from(data: Any, where: str = "params.yaml:pba") -> tuple[pba.PBAParams, int]:
+    """(PBA definition, pixel-map patch size) of params.yaml's typed ``pba`` section (or of a
+    mapping with its keys)."""
+    section = pba_section(data, where)
+    return section.definition(), section.pixel_map_patch
 
 
 @dataclass(frozen=True)
@@ -139,7 +126,7 @@ def annotate_one(item: Item, out: Path, params: pba.PBAParams, patch: int) -> np
 
 
 def annotate_target(target: str, out: str | os.PathLike, which: Which = "blurry",
-                    pba_section: dict[str, Any] | None = None) -> dict[str, Any]:
+                    pba_section: PBASection | dict[str, Any] | None = None) -> dict[str, Any]:
     """Annotate an image or every image of a prepared data set; writes and returns the summary."""
     params, patch = pba_params_from(pba_section)
     name, items = _items_for(target, which)

@@ -33,9 +33,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from deblurbench.io import read_image, write_png
-from deblurbench.leaderboard import queries
 from deblurbench.leaderboard.snapshot import open_snapshot
 from deblurbench.paths import pba_dir, project_root, run_dir
+from deblurbench.store import queries
 
 LEVELS = ["slight", "mild", "moderate", "severe"]
 

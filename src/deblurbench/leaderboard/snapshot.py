@@ -4,7 +4,8 @@ DuckDB lets one process write a database file and then refuses every other proce
 read-only one ("Could not set lock on file"). The leaderboard must keep working while
 `deblurbench score` writes, so it never opens the live file: it copies the file (and its
 write-ahead log, which holds committed transactions not yet checkpointed) into a snapshot folder
-and opens the copy read-only. DuckDB replays the copied log in memory and ignores a transaction
+and opens the copy read-only (migrated first to the current schema, so the board reads the
+views of ``deblurbench.store.schema`` whatever version wrote the file). DuckDB replays the copied log in memory and ignores a transaction
 that was not committed, so the copy shows the last committed state.
 
 A copy is taken again only when the live file's size or modification time changed. A copy that
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+
+from deblurbench.store.db import connect as db_connect
 
 
 class NoDatabase(FileNotFoundError):
@@ -86,8 +89,8 @@ def snapshot(db: str | Path, cache_dir: str | Path | None = None, attempts: int 
             _remove(target)
             time.sleep(0.05 * (attempt + 1))
             continue
-        try:
-            duckdb.connect(str(target), read_only=True).close()
+        try:  # a torn copy does not open; a whole one is migrated to the schema the board reads
+            db_connect(target).close()
         except duckdb.Error as exc:
             last_error = exc
             _remove(target)
@@ -113,4 +116,4 @@ def _remove(path: Path) -> None:
 def open_snapshot(db: str | Path, cache_dir: str | Path | None = None
                   ) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the newest snapshot of ``db`` (close it when done)."""
-    return duckdb.connect(str(snapshot(db, cache_dir).path), read_only=True)
+    return db_connect(snapshot(db, cache_dir).path, read_only=True)

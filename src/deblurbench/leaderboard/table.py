@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from deblurbench.leaderboard import queries
 from deblurbench.leaderboard.snapshot import open_snapshot
+from deblurbench.store import queries
 
 ARROW = {"higher": "↑", "lower": "↓"}
 META = ["method", "source", "kind", "label", "status", "n_images"]
-COST = list(queries.COST_CANDIDATES)
+COST = list(queries.COST_COLUMNS)
 MEAN_RANK = "mean rank"
 
 

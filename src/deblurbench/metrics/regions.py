@@ -36,7 +36,7 @@ class RegionConfig:
                 f"params {json.dumps(asdict(self.params), sort_keys=True)})")
 
 
-def config_from(pba_section: dict[str, Any] | None) -> RegionConfig:
+def config_from(pba_section: Any) -> RegionConfig:
     from deblurbench.annotate.run import pba_params_from
 
     params, patch = pba_params_from(pba_section)

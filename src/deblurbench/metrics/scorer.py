@@ -14,36 +14,32 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from tqdm import tqdm
 
-from deblurbench import provenance
-from deblurbench.datasets.manifest import get_card as get_dataset_card
-from deblurbench.datasets.manifest import load_manifest
-from deblurbench.devices import pick_device
 from deblurbench.io import ImageError, read_image
-from deblurbench.metrics import aggregate, regions
+from deblurbench.metrics import regions
+from deblurbench.metrics.commit import DATASET_IMAGE, commit
+from deblurbench.metrics.scoring_job import REFERENCES, ScoringJob, run_id
 from deblurbench.metrics.spec import (
-    PROTOCOLS,
     Computer,
     Metric,
     MetricFailure,
     MetricUnavailable,
     get_metric,
-    spec_id,
 )
-from deblurbench.runs import latency_ms_per_mp, load_run, output_path
-from deblurbench.store import db
+from deblurbench.runs import output_path
+from deblurbench.store import db, results
 
-REFERENCES = ("original", "aligned")
-DATASET_IMAGE = "__split__"  # image_id of a data-set-level score (FID)
+__all__ = ["DATASET_IMAGE", "REFERENCES", "Batching", "ScoreError", "ScoringJob", "run_id",
+           "score_all", "score_job", "score_run"]
+
 MARK = "__image__"  # staging marker: this image is completely scored
 
 
@@ -91,12 +87,6 @@ class _ProtocolView:
 METRICS = _ProtocolView()
 
 
-def run_id(method: str, dataset: str, split: str, protocol: str,
-           reference: str = "original") -> str:
-    base = f"{method}/{dataset}/{split}/{protocol}"
-    return base if reference == "original" else f"{base}/{reference}"
-
-
 def score_run(method: str, dataset: str, split: str, db_path: str | Path,
               metrics: list[str], protocol: str = "defocus",
               metrics_dir: str | Path | None = None, reference: str = "original",
@@ -108,59 +98,38 @@ def score_run(method: str, dataset: str, split: str, db_path: str | Path,
     ``method_row`` overrides columns of the run's ``methods`` row (a submission's source and
     card), written in the same transaction as the scores. ``batching``: how many same-size
     images metrics with a batch path score together (default ``Batching()``: auto)."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
-    if reference not in REFERENCES:
-        raise ValueError(f"unknown reference {reference!r} (known: {', '.join(REFERENCES)})")
-    chosen = [get_metric(m, protocol) for m in dict.fromkeys(metrics)]
-    run = load_run(method, dataset, split)  # ``method``: the run's folder name
-    record = run.to_dict()
-    dcard = get_dataset_card(dataset)
-    mcard = run.method_card | {"name": run.board_name, "source": run.source}
-    rows = _manifest(dataset, split, reference)
-    rid = run_id(run.board_name, dataset, split, protocol, reference)
-    bits = int(rows["bit_depth"].max()) if len(rows) else dcard.bit_depth
-    specs = {}
-    for m in chosen:
-        s = m.spec.resolved(bits, m.library_version())
-        if reference == "aligned":
-            s["reference"] = ("aligned ground truth (flow-warped), scored over its valid mask"
-                              if m.spec.regions else "aligned ground truth, whole image")
-        specs[m.spec.name] = s
-    sids = {name: spec_id(s) for name, s in specs.items()}
-    region_note = None
-    if regions_on:
-        region_note = regions.available()
-    rcfg = regions.config_from(pba) if regions_on and region_note is None else None
-    fp = _fingerprint(record, rows, sids, reference, rcfg.source if rcfg else False)
-    _DEVICE[0] = pick_device(device)
+    job = ScoringJob.make(method, dataset, split, metrics, protocol, reference, regions_on,
+                          device, pba, method_row)
+    return score_job(job, db_path, metrics_dir, batching)
 
+
+def score_job(job: ScoringJob, db_path: str | Path, metrics_dir: str | Path | None = None,
+              batching: Batching | None = None) -> dict:
+    """Score a prepared :class:`ScoringJob` into ``db_path`` (and its means into
+    ``metrics_dir/<dataset>/<split>/<run>.json``)."""
     con = db.connect(db_path)
     try:
         with db.transaction(con):
-            staged = db.staged_images(con, rid, fp)
-        status, error = record["status"], record.get("error")
-        state = {m.spec.name: {"status": "ok", "reason": None} for m in chosen}
+            staged = db.staged_images(con, job.run_id, job.fingerprint)
+        status, error = job.record["status"], job.record.get("error")
+        state = {m.spec.name: {"status": "ok", "reason": None} for m in job.chosen}
         if status == "ok":
-            computers = _prepare(chosen, state, rows, dcard)
+            computers = _prepare(job, state)
             try:
-                _score_images(con, rid, fp, dataset, split, method, rows, computers, sids,
-                              staged, rcfg, reference, (batching or Batching()).on(_DEVICE[0]))
-                _dataset_level(con, rid, fp, method, dataset, split, rows, computers, sids,
-                               state)
+                _score_images(con, job, computers, staged,
+                              (batching or Batching()).on(job.device))
+                _dataset_level(con, job, computers)
             except ScoreError as exc:
                 status, error = "failed", str(exc)
-            if regions_on and region_note:
-                for name, st in state.items():
-                    if get_metric(name, protocol).spec.regions:
-                        st["region_note"] = region_note
-        result = _commit(con, rid, fp, record, dcard, rows, mcard, specs, sids, state, status,
-                         error, protocol, reference, dataset, split, method,
-                         rcfg.source if rcfg else None, method_row or {})
+            if job.region_note:
+                for m in job.chosen:
+                    if m.spec.regions:
+                        state[m.spec.name]["region_note"] = job.region_note
+        result = commit(con, job, state, status, error)
     finally:
         con.close()
     if metrics_dir is not None:
-        out = Path(metrics_dir) / dataset / split / f"{run.board_name}.json"
+        out = Path(metrics_dir) / job.dataset / job.split / f"{job.board_name}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"status": result["status"], "n_images": result["n_images"],
                                    **{k: v for k, v in result["means"].items()
@@ -168,37 +137,20 @@ def score_run(method: str, dataset: str, split: str, db_path: str | Path,
     return result
 
 
-def _manifest(dataset: str, split: str, reference: str):
-    if reference == "original":
-        return load_manifest(dataset, split)
-    from deblurbench.datasets.align import variant_name
-
-    try:
-        return load_manifest(dataset, split, variant=variant_name(dataset))
-    except ValueError as exc:
-        raise ValueError(f"{dataset}: no aligned ground truth to score against ({exc})") from None
-
-
-def _fingerprint(record, rows, sids, reference, regions_on) -> str:
-    blob = json.dumps({"run": [record.get("started"), record.get("finished")],
-                       "images": sorted(rows["image_id"]), "specs": sorted(sids.values()),
-                       "reference": reference, "regions": regions_on}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _prepare(chosen, state, rows, dcard) -> dict[str, tuple[Metric, Computer]]:
-    has_gt = rows["sharp"].notna().any() if len(rows) else False
+def _prepare(job: ScoringJob, state: dict) -> dict[str, tuple[Metric, Computer]]:
+    """The computers of the metrics that can run here; the others' status says why not."""
+    has_gt = job.rows["sharp"].notna().any() if len(job.rows) else False
     out = {}
-    for m in chosen:
+    for m in job.chosen:
         name = m.spec.name
         if m.spec.kind in ("FR", "dataset") and not has_gt:
             state[name] = {"status": "not applicable",
-                           "reason": f"{dcard.name} has no ground truth"}
+                           "reason": f"{job.dcard.name} has no ground truth"}
             continue
         reason = m.unavailable_reason()
         if reason is None:
             try:
-                out[name] = (m, m.computer(_DEVICE[0]))
+                out[name] = (m, m.computer(job.device))
                 continue
             except MetricUnavailable as exc:
                 reason = str(exc)
@@ -208,16 +160,13 @@ def _prepare(chosen, state, rows, dcard) -> dict[str, tuple[Metric, Computer]]:
     return out
 
 
-_DEVICE = ["cpu"]
-
-
-def _load_pair(method, dataset, split, r, rcfg, reference):
-    restored = read_output(method, dataset, split, r.image_id, r.height, r.width)
+def _load_pair(job: ScoringJob, r):
+    restored = read_output(job.method, job.dataset, job.split, r.image_id, r.height, r.width)
     sharp = read_image(r.sharp) if isinstance(r.sharp, str) else None
     valid = None
-    if reference == "aligned":
+    if job.reference == "aligned":
         valid = read_image(r.mask)[:, :, 0] > 0.5
-    blurry = read_image(r.blurry) if rcfg is not None else None
+    blurry = read_image(r.blurry) if job.rcfg is not None else None
     return restored, sharp, valid, blurry
 
 
@@ -235,25 +184,24 @@ def groups(rows: list, batching: Batching) -> list[list]:
     return out
 
 
-def _score_images(con, rid, fp, dataset, split, method, rows, computers, sids, staged,
-                  rcfg, reference, batching: Batching) -> None:
+def _score_images(con, job: ScoringJob, computers, staged: set[str], batching: Batching
+                  ) -> None:
+    rows = job.rows
     todo = groups([r for r in rows.itertuples() if r.image_id not in staged], batching)
     bar = tqdm(total=len(rows), initial=len(rows) - sum(map(len, todo)), unit="img",
-               mininterval=0, desc=f"score {method} on {dataset}/{split}")
+               mininterval=0, desc=f"score {job.method} on {job.dataset}/{job.split}")
     # One loader thread decodes the next group while this one is scored: at most two groups
     # of pairs are in memory. Pairs live only in ``pairs`` and the helpers' locals, so a
     # scored group is freed before the group after next starts decoding.
     with ThreadPoolExecutor(max_workers=1) as pool:
         def load(group):
-            return [pool.submit(_load_pair, method, dataset, split, r, rcfg, reference)
-                    for r in group]
+            return [pool.submit(_load_pair, job, r) for r in group]
 
         nxt = load(todo[0]) if todo else None
         for i, group in enumerate(todo):
             pairs = _results(group, nxt)
             nxt = load(todo[i + 1]) if i + 1 < len(todo) else None
-            staged_rows = _score_group(rid, fp, dataset, split, group, pairs, computers, sids,
-                                       rcfg)
+            staged_rows = _score_group(job, group, pairs, computers)
             del pairs
             with db.transaction(con):
                 db.stage_rows(con, staged_rows)
@@ -272,13 +220,12 @@ def _results(group, futures) -> list[tuple]:
     return out
 
 
-def _score_group(rid, fp, dataset, split, group, pairs, computers, sids, rcfg) -> list[tuple]:
+def _score_group(job: ScoringJob, group, pairs, computers) -> list[tuple]:
     """Staging rows of a group of decoded pairs: batched metrics first, then per image."""
     batch = _score_batched(group, pairs, computers)
     rows = []
-    for j, (r, (restored, sharp, valid, blurry)) in enumerate(zip(group, pairs, strict=True)):
-        rows += _score_one(rid, fp, dataset, split, r.image_id, restored, sharp, valid, blurry,
-                           computers, sids, rcfg, {k: v[j] for k, v in batch.items()})
+    for j, (r, pair) in enumerate(zip(group, pairs, strict=True)):
+        rows += _score_one(job, r.image_id, pair, computers, {k: v[j] for k, v in batch.items()})
     return rows
 
 
@@ -305,16 +252,18 @@ def _score_batched(group, pairs, computers) -> dict[str, list[float]]:
     return out
 
 
-def _score_one(rid, fp, dataset, split, image_id, restored, sharp, valid, blurry, computers,
-               sids, rcfg, done: dict[str, float] | None = None) -> list[tuple]:
+def _score_one(job: ScoringJob, image_id: str, pair: tuple, computers,
+               done: dict[str, float] | None = None) -> list[tuple]:
     """Staging rows of one image; ``done`` holds values already computed in a batch."""
+    restored, sharp, valid, blurry = pair
+    rid, fp, sids = job.run_id, job.fingerprint, job.sids
     done = done or {}
     out = [(rid, fp, image_id, MARK, "all", None, None, None)]
     masks = None
     if blurry is not None:
         try:
             masks = regions.masks_from_labels(
-                regions.label_map(dataset, split, image_id, blurry, rcfg), valid)
+                regions.label_map(job.dataset, job.split, image_id, blurry, job.rcfg), valid)
         except ValueError as exc:
             out.append((rid, fp, image_id, "__regions__", "all", None, None, str(exc)))
     for name, (m, comp) in computers.items():
@@ -339,19 +288,21 @@ def _score_one(rid, fp, dataset, split, image_id, restored, sharp, valid, blurry
     return out
 
 
-def _dataset_level(con, rid, fp, method, dataset, split, rows, computers, sids, state) -> None:
+def _dataset_level(con, job: ScoringJob, computers) -> None:
+    rid, fp = job.run_id, job.fingerprint
     for name, (m, comp) in computers.items():
         if m.spec.kind != "dataset" or comp.dataset_fn is None:
             continue
-        with_gt = rows[rows["sharp"].notna()]
-        outs = [str(output_path(method, dataset, split, i)) for i in with_gt["image_id"]]
+        with_gt = job.rows[job.rows["sharp"].notna()]
+        outs = [str(output_path(job.method, job.dataset, job.split, i))
+                for i in with_gt["image_id"]]
         try:
             value, reason = comp.dataset_fn(outs, list(with_gt["sharp"])), None
         except MetricFailure as exc:
             value, reason = None, str(exc)
         with db.transaction(con):
-            con.execute("DELETE FROM score_staging WHERE run_id = ? AND metric = ?", [rid, name])
-            db.stage_rows(con, [(rid, fp, DATASET_IMAGE, name, "all", value, sids[name],
+            results.clear_staged_metric(con, rid, name)
+            db.stage_rows(con, [(rid, fp, DATASET_IMAGE, name, "all", value, job.sids[name],
                                  reason)])
 
 
@@ -378,155 +329,42 @@ def check_output_image(img: np.ndarray, image_id: str, height: int, width: int,
     return img
 
 
-# ---------------------------------------------------------------------------------------------
-# The final transaction: the only writes to the public tables.
 
 
-def _commit(con, rid, fp, record, dcard, rows, mcard, specs, sids, state, status, error,
-            protocol, reference, dataset, split, method, region_source,
-            method_row: dict) -> dict:
-    staged = con.execute("SELECT image_id, metric, region, value, spec_id, reason FROM "
-                         "score_staging WHERE run_id = ? AND fingerprint = ? AND metric NOT "
-                         "LIKE '\\_\\_%' ESCAPE '\\'", [rid, fp]).df()
-    if status != "ok":
-        staged = staged.iloc[0:0]
-    ok = staged[staged["reason"].isna()]
-    failed = staged[staged["reason"].notna()]
-    cost = record.get("cost") or {}
-    n_images = int(ok.loc[ok["region"] == "all", "image_id"].nunique()) if status == "ok" else 0
-    # file headers are read before the transaction, which then holds only database writes
-    output_bits = _output_bits(method, dataset, split, rows) if status == "ok" else None
-    with db.transaction(con):
-        _write_context(con, dcard, rows, mcard, specs, sids, method_row)
-        db.replace_run(con, rid)
-        if len(ok):
-            con.register("staged_ok", ok[["image_id", "metric", "region", "value", "spec_id"]])
-            con.execute("INSERT INTO scores SELECT ?, image_id, metric, region, value, spec_id "
-                        "FROM staged_ok", [rid])
-            con.unregister("staged_ok")
-        for r in failed[failed["region"] == "all"].itertuples():
-            con.execute("INSERT INTO score_failures VALUES (?, ?, ?, ?)",
-                        [rid, r.image_id, r.metric, r.reason])
-        means = {}
-        for name, st in state.items():
-            mine = ok[(ok["metric"] == name) & (ok["region"] == "all")]
-            n_fail = int((failed["metric"] == name).sum())
-            reason = st["reason"] or st.get("region_note")
-            the_status = st["status"] if status == "ok" else "run failed"
-            con.execute("INSERT INTO metric_status VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [rid, name, sids[name], the_status, reason, len(mine), n_fail])
-            if len(mine):
-                means[name] = float(mine["value"].mean())
-        for (name, region), g in ok.groupby(["metric", "region"]):
-            mean, lo, hi = aggregate.bootstrap_ci(g["value"].to_numpy(),
-                                                  aggregate.seed_of(rid, name, region))
-            con.execute("INSERT INTO score_aggregates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [rid, name, region, sids[name], len(g), mean, lo, hi, aggregate.N_BOOT,
-                         aggregate.LEVEL])
-        db.upsert(con, "runs", {
-            "run_id": rid, "method": mcard["name"], "method_version": record["method_version"],
-            "dataset": dataset, "dataset_version": record["dataset_version"], "split": split,
-            "protocol": protocol, "status": status, "error": error,
-            "started": record["started"], "finished": record.get("finished"),
-            "scored": provenance.now(), "n_images": n_images,
-            "latency_ms_per_mp": cost.get("latency_ms_per_mp",
-                                           latency_ms_per_mp(record["images"])),
-            "device": record["device"], "git_rev": record["git_rev"], "config": record["config"],
-            "versions": record["versions"] | provenance.versions(
-                "scikit-image", "duckdb", "pyiqa", "lpips", "torch", "opencv-python-headless")
-            | {"scoring_git_rev": provenance.git_rev(), "scoring_device": _DEVICE[0]},
-            "params": record["params"], "reference": reference, "region_source": region_source,
-            "n_failed": int(failed["image_id"].nunique()), "n_params": cost.get("params"),
-            "flops_per_mp": cost.get("flops_per_mp"), "peak_rss_mb": cost.get("peak_rss_mb"),
-            "peak_gpu_mb": cost.get("peak_gpu_mb"),
-            "output_bits": output_bits, "base_method": record["method"],
-            "variant": record.get("variant"), "trained_on": record.get("trained_on"),
-            "checkpoint": record.get("checkpoint"), "weights": record.get("weights")},
-            ["run_id"])
-        if status == "ok":
-            _paired(con, rid, dataset, split, protocol, reference)
-        con.execute("DELETE FROM score_staging WHERE run_id = ?", [rid])
-    unavailable = {k: v["reason"] for k, v in state.items() if v["status"] != "ok"}
-    return {"run_id": rid, "status": status, "error": error, "n_images": n_images,
-            "means": means if status == "ok" else {}, "unavailable": unavailable,
-            "n_failed": int(failed["image_id"].nunique())}
+def score_all(params, methods: list[str] | None = None, datasets: list[str] | None = None,
+              splits: list[str] | None = None, metrics: list[str] | None = None,
+              protocol: str | None = None, reference: str | None = None,
+              regions_on: bool | None = None, device: str | None = None,
+              db_path: str | Path | None = None, batch_size: int | str | None = None,
+              on_result=None) -> dict:
+    """Score every run of the pipeline (``params``: :class:`deblurbench.config.Params`), or the
+    named run folders ``methods`` on ``datasets`` x ``splits``, then load the papers' numbers
+    (all runs only). Each argument left ``None`` comes from ``params.score``; ``on_result`` sees
+    each run's result as it is stored. Returns {results, reported: rows loaded or None}."""
+    from deblurbench.config import pipeline_runs
 
+    s = params.score
+    batching = Batching(batch_size or s.batch_size, int(s.batch_megapixels * 1e6))
+    runs = [r for r in pipeline_runs(params) if (not datasets or r[1] in datasets)
+            and (not splits or r[2] in splits)]
+    if methods:  # run folder names: a method, or method~trained_on for a cross run
+        runs = [(m, d, sp) for d in (datasets or params.datasets)
+                for sp in (splits or params.run.splits) for m in methods]
+    db_path = db_path or s.db
+    out = []
+    for m, d, sp in runs:
+        res = score_run(m, d, sp, db_path, metrics or list(s.metrics), protocol or s.protocol,
+                        metrics_dir=s.metrics_dir, reference=reference or s.reference,
+                        regions_on=s.regions if regions_on is None else regions_on,
+                        device=device or s.device, pba=params.pba, batching=batching)
+        out.append(res)
+        if on_result is not None:
+            on_result(res)
+    reported = Path(s.reported) if s.reported else None
+    loaded = None
+    if reported is not None and not methods and reported.is_file():
+        # The papers' own numbers ride along, in their own table, never ranked with ours.
+        from deblurbench.submit.reported import load_reported
 
-def _output_bits(method, dataset, split, rows) -> int | None:
-    """The lowest bit depth among the run's output files, read from their headers."""
-    from deblurbench.io import probe
-
-    bits = []
-    for image_id in rows["image_id"]:
-        try:
-            bits.append(probe(output_path(method, dataset, split, image_id)).bit_depth)
-        except ImageError:
-            continue  # scored a moment ago; a file gone since says nothing about the run
-    return min(bits) if bits else None
-
-
-def _paired(con, rid, dataset, split, protocol, reference) -> None:
-    """Compare this run with every other ok run on the same images (same spec only)."""
-    others = [r[0] for r in con.execute(
-        "SELECT run_id FROM runs WHERE dataset = ? AND split = ? AND protocol = ? AND "
-        "coalesce(reference, 'original') = ? AND status = 'ok' AND run_id <> ?",
-        [dataset, split, protocol, reference, rid]).fetchall()]
-    for other in others:
-        df = con.execute("""
-            SELECT a.metric, a.region, a.spec_id, list(a.value ORDER BY a.image_id) AS va,
-                   list(b.value ORDER BY a.image_id) AS vb
-            FROM scores a JOIN scores b ON a.image_id = b.image_id AND a.metric = b.metric
-                 AND a.region = b.region AND a.spec_id = b.spec_id
-            WHERE a.run_id = ? AND b.run_id = ? AND a.image_id <> ?
-            GROUP BY ALL""", [rid, other, DATASET_IMAGE]).fetchall()
-        for metric, region, sid, va, vb in df:
-            res = aggregate.paired(np.array(va), np.array(vb),
-                                   aggregate.seed_of(rid, other, metric, region))
-            con.execute("INSERT INTO paired_comparisons VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [rid, other, metric, region, sid, res["n"], res["mean_diff"],
-                         res["ci_low"], res["ci_high"], res["p_value"]])
-
-
-def _write_context(con, dcard, rows, mcard, specs, sids, method_row: dict) -> None:
-    db.upsert(con, "datasets", {"dataset": dcard.name, "version": dcard.version,
-                                "title": dcard.title, "license": dcard.license,
-                                "bit_depth": dcard.bit_depth, "card": asdict(dcard)}, ["dataset"])
-    for r in rows.itertuples():
-        db.upsert(con, "images", {"dataset": r.dataset, "split": r.split, "image_id": r.image_id,
-                                  "blurry": r.blurry, "sharp": getattr(r, "sharp_original", None)
-                                  or r.sharp, "height": r.height, "width": r.width,
-                                  "bit_depth": r.bit_depth}, ["dataset", "split", "image_id"])
-    _write_subsets(con, dcard, rows)
-    db.upsert(con, "methods", {"method": mcard["name"], "version": mcard.get("version"),
-                               "source": mcard.get("source", "measured"),
-                               "kind": mcard.get("kind"), "title": mcard.get("title"),
-                               "paper": mcard.get("paper"), "label": mcard.get("label"),
-                               "card": mcard} | method_row, ["method"])
-    for name, spec in specs.items():
-        db.upsert(con, "metric_specs", {"spec_id": sids[name], "metric": name,
-                                        "version": spec["version"], "kind": spec["kind"],
-                                        "direction": spec["direction"], "spec": spec}, ["spec_id"])
-
-
-def _write_subsets(con, dcard, rows) -> None:
-    """Subsets (DPDD indoor/outdoor): a manifest ``subset`` column, or card ``subsets`` mapping
-    a subset name to a file of image ids (one per line) relative to ``datasets/<name>/``."""
-    from deblurbench.paths import dataset_dir
-
-    pairs = set()
-    if "subset" in rows.columns:
-        pairs |= {(r.split, r.image_id, r.subset) for r in rows.itertuples()
-                  if isinstance(r.subset, str)}
-    ids = set(rows["image_id"])
-    for subset, rel in dcard.subsets.items():
-        path = dataset_dir(dcard.name) / rel
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: subset list {subset!r} of card {dcard.name} "
-                                    "not found")
-        listed = {line.strip() for line in path.read_text().splitlines() if line.strip()}
-        split = rows["split"].iloc[0] if len(rows) else ""
-        pairs |= {(split, i, subset) for i in listed & ids}
-    for split, image_id, subset in sorted(pairs):
-        db.upsert(con, "image_subsets", {"dataset": dcard.name, "split": split,
-                                         "image_id": image_id, "subset": subset},
-                  ["dataset", "split", "image_id", "subset"])
+        loaded = (load_reported(reported, db_path), reported)
+    return {"results": out, "reported": loaded}

@@ -103,3 +103,28 @@ def insert_scores(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
     """Rows of (run_id, image_id, metric, region, value, spec_id)."""
     if rows:
         con.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+
+REPORTED_COLUMNS = ["method", "dataset", "subset", "metric", "value", "source", "paper",
+                    "table_ref", "notes"]
+
+
+def replace_reported(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> None:
+    """The papers' numbers, all replaced in one transaction."""
+    with transaction(con):
+        con.execute("DELETE FROM reported")
+        con.executemany(f"INSERT INTO reported ({', '.join(REPORTED_COLUMNS)}) VALUES "
+                        f"({', '.join('?' * len(REPORTED_COLUMNS))})",
+                        [[r[c] for c in REPORTED_COLUMNS] for r in rows])
+
+
+def method_source(path: str | Path, method: str) -> str | None:
+    """Where the database's method ``method`` came from (measured, submitted), or None."""
+    if not Path(path).exists():
+        return None
+    con = connect(path, read_only=True)
+    try:
+        row = con.execute("SELECT source FROM methods WHERE method = ?", [method]).fetchone()
+    finally:
+        con.close()
+    return row[0] if row else None

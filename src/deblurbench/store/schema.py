@@ -90,4 +90,24 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN checkpoint JSON;
     ALTER TABLE runs ADD COLUMN weights JSON;
     """,
+    # 5: what the board reads of a run, in one view next to the tables it reads: the board
+    # protocol (the metric protocol, plus the reference when it is not the original ground
+    # truth, so scores against aligned ground truth sit on a board of their own), the method's
+    # facts and the cost in display units.
+    """
+    CREATE VIEW board_runs AS
+        SELECT r.run_id, r.method, r.dataset, r.split,
+               CASE WHEN coalesce(r.reference, 'original') = 'original' THEN r.protocol
+                    ELSE r.protocol || '+' || r.reference END AS protocol,
+               r.status, r.error, r.n_images, r.config, r.device, r.method_version, r.git_rev,
+               r.scored, coalesce(m.source, 'measured') AS source,
+               coalesce(m.kind, '?') AS kind, coalesce(m.label, '') AS label, m.title, m.paper,
+               m.card, r.output_bits, d.bit_depth AS dataset_bits,
+               r.n_params * 1e-6 AS "params (M)", r.flops_per_mp * 1e-9 AS "GFLOPs/MP",
+               r.latency_ms_per_mp AS "latency ms/MP",
+               coalesce(r.peak_gpu_mb, r.peak_rss_mb) AS "peak mem MB",
+               r.trained_on, r.variant, r.checkpoint, r.weights
+        FROM runs r LEFT JOIN methods m ON m.method = r.method
+             LEFT JOIN datasets d ON d.dataset = r.dataset;
+    """,
 ]

@@ -60,12 +60,7 @@ def load_reported(csv_path: str | Path, db_path: str | Path) -> int:
     rows = read_reported(csv_path)
     con = db.connect(db_path)
     try:
-        with db.transaction(con):
-            con.execute("DELETE FROM reported")
-            cols = ["method", "dataset", "subset", "metric", "value", "source", "paper",
-                    "table_ref", "notes"]
-            con.executemany(f"INSERT INTO reported ({', '.join(cols)}) VALUES "
-                            f"({', '.join('?' * len(cols))})", [[r[c] for c in cols] for r in rows])
+        db.replace_reported(con, rows)
     finally:
         con.close()
     return len(rows)

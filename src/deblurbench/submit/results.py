@@ -185,10 +185,9 @@ def _store(staging: Path, final: Path, method: str, dataset: str, split: str, pr
     given."""
     import os
 
-    import duckdb
-
     from deblurbench.metrics.scorer import score_run
     from deblurbench.runs import RunRecord
+    from deblurbench.store.db import method_source
 
     now = provenance.now()
     facts = {"name": card.name, "version": "submitted", "kind": card.kind, "paper": card.paper,
@@ -211,15 +210,10 @@ def _store(staging: Path, final: Path, method: str, dataset: str, split: str, pr
               upload=source, card=asdict(card) | ({"from_run": own.name} if own else {}),
               **kept).write(staging)
     db_path = Path(db_path)
-    if db_path.exists():
-        con = duckdb.connect(str(db_path), read_only=True)
-        try:
-            row = con.execute("SELECT source FROM methods WHERE method = ?", [method]).fetchone()
-        finally:
-            con.close()
-        if row and row[0] != "submitted":
-            raise ConfigError(f"--method {method!r}: the database holds a {row[0]} method of "
-                              "that name; choose another name")
+    held = method_source(db_path, method)
+    if held not in (None, "submitted"):
+        raise ConfigError(f"--method {method!r}: the database holds a {held} method of "
+                          "that name; choose another name")
     backup = final.with_name(final.name + ".replaced")
     db_backup = db_path.with_name(db_path.name + ".before-submit")
     shutil.rmtree(backup, ignore_errors=True)
