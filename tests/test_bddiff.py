@@ -203,3 +203,69 @@ def test_t1_blurs_each_sharp_crop_with_a_corruption_drawn_from_its_seed():
     torch.testing.assert_close(a, b)
     assert a.shape == sharp.shape and not torch.allclose(a, sharp, atol=1e-3)
     assert not torch.allclose(synthetic_blur(sharp, (0, 6)), a)
+
+
+@pytest.fixture(scope="module")
+def refined():
+    m = _method("refined-vae")
+    m._finish_base(_batch())
+    return m
+
+
+def test_an_untrained_refined_vae_is_the_vae_itself(refined):
+    x = _batch()["blurry"][:2]
+    vae = refined.base.vae
+    with torch.no_grad():
+        plain = vae.decode(vae.encode(x * 2 - 1).latent_dist.mean).sample
+        refined.refined.enabled = True
+        try:
+            ref = vae.decode(vae.encode(x * 2 - 1).latent_dist.mean).sample
+        finally:
+            refined.refined.enabled = False
+    torch.testing.assert_close(ref, plain, rtol=0, atol=0)  # zero-initialised refiners
+
+
+@pytest.mark.parametrize(("stage", "part"), [("vae-encoder", "enc"), ("vae-decoder", "dec")])
+def test_each_refined_vae_phase_trains_its_refiner_alone_and_lowers_its_loss(refined, stage,
+                                                                            part):
+    m = refined
+    other = "dec" if part == "enc" else "enc"
+    with torch.no_grad():  # as after phase 1: the encoder refiner has moved off zero
+        for r in m.refined.enc:
+            r.body[-1].weight.normal_(0, 1e-3)
+    m.train_stage, m.train_step = stage, 1
+    batch = _batch()
+
+    def fixed() -> float:
+        torch.manual_seed(5)
+        with torch.no_grad():
+            return float(next(iter(m.losses(batch).values())))
+
+    before = fixed()
+    m.refined.zero_grad(set_to_none=True)
+    torch.manual_seed(5)
+    next(iter(m.losses(batch).values())).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0
+               for p in getattr(m.refined, part).parameters())
+    assert all(p.grad is None for p in getattr(m.refined, other).parameters())
+    assert all(p.grad is None for p in (*m.q_s.parameters(), *m.adapter.parameters()))
+    opt = torch.optim.Adam(getattr(m.refined, part).parameters(), lr=1e-3)
+    for _ in range(15):
+        opt.zero_grad()
+        torch.manual_seed(5)
+        next(iter(m.losses(batch).values())).backward()
+        opt.step()
+    assert fixed() < before
+    del m.train_stage, m.train_step
+
+
+def test_the_refined_vae_restores_whole_images_and_its_stages_need_it_on():
+    m = _method("refined-vae")
+    m._finish_base(_batch())
+    x = _batch()["blurry"][:1, :, :32, :32]
+    out = m.restore(x)
+    assert out.shape == x.shape and 0 <= float(out.min()) and float(out.max()) <= 1
+    plain = _method()
+    plain.train_stage, plain.train_step = "vae-encoder", 1
+    with pytest.raises(ValueError, match="set refined_vae: true"):
+        plain.losses(_batch())

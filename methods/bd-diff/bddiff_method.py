@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from deblurbench.annotate.synth import CORRUPTIONS, corrupt
 from deblurbench.sd.base import snapshot_folder
@@ -40,8 +41,10 @@ from deblurbench.sd.training import noise_loss, noised
 
 from .decoupled import install
 from .qformer import QFormerExtractor, clip_pixels
+from .refined_vae import RefinedVAE, encoder_loss
 
 TASKS = {"warmup": ("t1", "t2"), "joint": ("t1", "t2", "t3")}
+REFINED_STAGES = ("vae-encoder", "vae-decoder")  # appendix B, after the joint stage
 CLIP_REPO = "openai/clip-vit-large-patch14"
 
 
@@ -87,6 +90,8 @@ class BDDiffMethod(SDMethod):
                                        seed=int(p.get("init_seed", 0)))
         self._store: dict[str, torch.Tensor] = {}
         self.blur_kv = install(unet, self._store)
+        self.refined = (RefinedVAE(self.base.vae, int(p.get("refined_width", 32)))
+                        if p.get("refined_vae") else None)
 
     # -- parts --------------------------------------------------------------------------------
     def _clip(self):
@@ -136,8 +141,9 @@ class BDDiffMethod(SDMethod):
         self._weights[-1]["matched_tensors"] = len(hits)
 
     def trainable(self) -> dict[str, torch.nn.Module]:
-        return {"q_s": self.q_s, "q_b": self.q_b, "adapter": self.adapter,
+        mods = {"q_s": self.q_s, "q_b": self.q_b, "adapter": self.adapter,
                 "blur_kv": self.blur_kv}
+        return mods if self.refined is None else mods | {"refined": self.refined}
 
     def after_base(self) -> None:
         refresh_from_unet(self.adapter, self.base.unet)
@@ -172,6 +178,14 @@ class BDDiffMethod(SDMethod):
     # -- training -----------------------------------------------------------------------------
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         stage, step = getattr(self, "train_stage", "joint"), int(getattr(self, "train_step", 0))
+        if stage in REFINED_STAGES:
+            if self.refined is None:
+                raise ValueError(f"bd-diff: stage {stage!r} trains the refined VAE; set "
+                                 f"refined_vae: true (variant refined-vae)")
+            if stage == "vae-encoder":
+                return {"vae_encoder": encoder_loss(self.refined, self.base.vae,
+                                                    batch["blurry"], batch["sharp"])}
+            return {"vae_decoder": self.decoder_loss(batch["blurry"], batch["sharp"])}
         seed = int(self.params.get("task_seed", 0))
         task = task_for(stage, step, seed)
         return {task: self.task_loss(task, batch, (seed, step))}
@@ -201,6 +215,43 @@ class BDDiffMethod(SDMethod):
                 raise ValueError(f"bd-diff: unknown task {task!r}")
         zt, t, noise = noised(self.base.ddpm(), target)
         return noise_loss(self._eps(zt, t, text, hint, f_s, f_b), noise)
+
+    def decoder_loss(self, blurry: torch.Tensor, sharp: torch.Tensor) -> torch.Tensor:
+        """Phase 2 of the refined VAE: MSE(V'.decode(BD-Diff(V'.encode(blurry))), sharp), the
+        encoder refiner and BD-Diff fixed; BD-Diff samples ``refine_sample_steps`` steps."""
+        from dataclasses import replace
+
+        settings = replace(self.sampler, steps=int(self.params.get("refine_sample_steps", 2)))
+        self.refined.enabled = True
+        try:
+            with torch.no_grad():
+                z_lr = self.encode(blurry)  # keeps the refined encoder features as skips
+                self.refined.enabled = False
+                z = self.sample(blurry, z_lr, settings)
+                self.refined.enabled = True
+            out = (self.base.vae.decode(z / self.base.latent_scale).sample + 1) / 2
+        finally:
+            self.refined.enabled = False
+        return F.mse_loss(out, sharp)
+
+    def encode_input(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.refined is None:
+            return super().encode_input(batch)
+        self.base.vae.disable_tiling()  # the skips are whole-image features
+        self.refined.enabled = True
+        try:
+            return self.encode(batch)
+        finally:
+            self.refined.enabled = False
+
+    def decode_output(self, z: torch.Tensor) -> torch.Tensor:
+        if self.refined is None:
+            return super().decode_output(z)
+        self.refined.enabled = True
+        try:
+            return super().decode_output(z)
+        finally:
+            self.refined.enabled = False
 
     # -- sampling -------------------------------------------------------------------------------
     def context(self, blurry: torch.Tensor, z_lr: torch.Tensor) -> dict[str, Any]:

@@ -98,11 +98,23 @@ class SDMethod(Method):
         for m in (*self.trainable().values(), *self.base.modules().values()):
             m.eval()
         vae_tiling(self.base.vae, max(batch.shape[-2:]), int(self.params.get("vae_tile_px", 0)))
-        z_lr = self.encode(batch)
+        z_lr = self.encode_input(batch)
+        return self.decode_output(self.sample(batch, z_lr))
+
+    def sample(self, batch: torch.Tensor, z_lr: torch.Tensor,
+               settings: SamplerSettings | None = None) -> torch.Tensor:
+        """The sharp latent of ``batch`` (blurry latent ``z_lr``) after the DDIM sampler."""
         ctx = self.context(batch, z_lr)
-        z = ddim_sample(self.base.ddim(),
-                        lambda zt, t, w, c: self.eps(zt, t, w, c, ctx), z_lr, self.sampler,
-                        on_step=lambda i, t, x0: self.on_step(ctx, i, t, x0))
+        return ddim_sample(self.base.ddim(),
+                           lambda zt, t, w, c: self.eps(zt, t, w, c, ctx), z_lr,
+                           settings or self.sampler,
+                           on_step=lambda i, t, x0: self.on_step(ctx, i, t, x0))
+
+    def encode_input(self, batch: torch.Tensor) -> torch.Tensor:
+        """The blurry image's latent at restore time (BD-Diff's refined VAE replaces it)."""
+        return self.encode(batch)
+
+    def decode_output(self, z: torch.Tensor) -> torch.Tensor:
         return decode(self.base.vae, z, self.base.latent_scale)
 
     def flops_probe(self, batch: torch.Tensor, **extras: torch.Tensor):
