@@ -154,10 +154,13 @@ class BDDiffMethod(SDMethod):
                 kv.to_k.weight.copy_(attn.to_k.weight)
                 kv.to_v.weight.copy_(attn.to_v.weight)
 
-    def features(self, images: torch.Tensor, extractor: torch.nn.Module) -> torch.Tensor:
+    def clip_features(self, images: torch.Tensor) -> torch.Tensor:
+        """The frozen CLIP encoder's tokens of ``images`` (both Q-Formers read the same)."""
         with torch.no_grad():
-            vis = self.vision(pixel_values=clip_pixels(images, self.clip_size)).last_hidden_state
-        return extractor(vis)
+            return self.vision(pixel_values=clip_pixels(images, self.clip_size)).last_hidden_state
+
+    def features(self, images: torch.Tensor, extractor: torch.nn.Module) -> torch.Tensor:
+        return extractor(self.clip_features(images))
 
     def _eps(self, zt, t, text, hint, f_s, f_b=None) -> torch.Tensor:
         self._store.clear()
@@ -210,7 +213,8 @@ class BDDiffMethod(SDMethod):
                 f_s, f_b, hint = None, self.features(y, q_b), None
             elif task == "t3":
                 target = self.encode(y)
-                f_s, f_b, hint = self.features(y, q_s), self.features(y, q_b), target
+                vis = self.clip_features(y)  # one CLIP pass for both extractors
+                f_s, f_b, hint = q_s(vis), q_b(vis), target
             else:
                 raise ValueError(f"bd-diff: unknown task {task!r}")
         zt, t, noise = noised(self.base.ddpm(), target)

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from deblurbench.sd.latents import encode
+
 
 class Refiner(nn.Module):
     """x + conv(SiLU(conv(x))) (to ``out_ch`` through a 1x1 skip when widths differ); the
@@ -45,28 +47,30 @@ class RefinedVAE(nn.Module):
 
     def __init__(self, vae, width: int = 32):
         super().__init__()
+        enc_layers = [vae.encoder.conv_in, *vae.encoder.down_blocks]
         enc_out = [vae.encoder.conv_in.out_channels,
                    *(b.resnets[-1].conv2.out_channels for b in vae.encoder.down_blocks)]
-        dec_out = [b.resnets[-1].conv2.out_channels for b in vae.decoder.up_blocks]
         self.enc = nn.ModuleList(Refiner(c, c, width) for c in enc_out)
-        self.enc_channels = enc_out
-        # the skip of each decoder block: the deepest encoder feature of its resolution
-        # (found at the first encode; widths are known now from the VAE's layout)
-        self.dec = nn.ModuleList(nn.ModuleDict() for _ in dec_out)
-        self.dec_channels = dec_out
-        self.width = width
+        # Each decoder block's skip: the deepest encoder feature at its scale, read off the
+        # VAE's layout (which blocks down- or up-sample), so one refiner per block is built
+        enc_scale = [1]
+        for blk in vae.encoder.down_blocks:
+            enc_scale.append(enc_scale[-1] * (2 if blk.downsamplers else 1))
+        scale, self.skip_of = enc_scale[-1], []
+        for blk in vae.decoder.up_blocks:
+            scale //= 2 if blk.upsamplers else 1
+            self.skip_of.append(max((i for i, f in enumerate(enc_scale) if f == scale),
+                                    default=None))
+        dec_out = [b.resnets[-1].conv2.out_channels for b in vae.decoder.up_blocks]
+        self.dec = nn.ModuleList(
+            nn.Identity() if i is None else Refiner(c + enc_out[i], c, width)
+            for c, i in zip(dec_out, self.skip_of, strict=True))
         self.enabled = False
         self._skips: list[Tensor] = []
-        self._vae = [vae]  # not a submodule: the base stays frozen and out of this state
-        enc_layers = [vae.encoder.conv_in, *vae.encoder.down_blocks]
         for i, layer in enumerate(enc_layers):
             layer.register_forward_hook(self._enc_hook(i))
         for j, layer in enumerate(vae.decoder.up_blocks):
             layer.register_forward_hook(self._dec_hook(j))
-        # decoder refiners for every encoder width they may meet (built now: no lazy layers)
-        for j, c in enumerate(dec_out):
-            for ce in sorted(set(enc_out)):
-                self.dec[j][str(ce)] = Refiner(c + ce, c, width)
 
     def _enc_hook(self, i: int):
         def hook(module, inputs, out):
@@ -81,15 +85,15 @@ class RefinedVAE(nn.Module):
 
     def _dec_hook(self, j: int):
         def hook(module, inputs, out):
-            if not self.enabled:
+            i = self.skip_of[j]
+            if not self.enabled or i is None:
                 return None
-            skip = next((s for s in reversed(self._skips) if s.shape[-2:] == out.shape[-2:]),
-                        None)
-            if skip is None:
-                return None
-            if skip.shape[0] != out.shape[0]:
-                raise ValueError("refined VAE: the decode's batch differs from the encode's")
-            return self.dec[j][str(skip.shape[1])](torch.cat([out, skip], 1), main=out)
+            skip = self._skips[i]
+            if skip.shape[0] != out.shape[0] or skip.shape[-2:] != out.shape[-2:]:
+                raise ValueError(f"refined VAE: decoder block {j} got {tuple(out.shape)} but "
+                                 f"its encoder skip is {tuple(skip.shape)}; decode the latent "
+                                 f"of the last encode, whole (no VAE tiling)")
+            return self.dec[j](torch.cat([out, skip], 1), main=out)
         return hook
 
     def encoder_parameters(self) -> list[nn.Parameter]:
@@ -103,10 +107,10 @@ def encoder_loss(refined: RefinedVAE, vae, blurry: Tensor, sharp: Tensor) -> Ten
     """Phase 1: ||V'.encode(blurry) - V.encode(sharp)||^2 on the latent means."""
     refined.enabled = False
     with torch.no_grad():
-        target = vae.encode(sharp * 2 - 1).latent_dist.mean
+        target = encode(vae, sharp, 1.0)
     refined.enabled = True
     try:
-        got = vae.encode(blurry * 2 - 1).latent_dist.mean
+        got = encode(vae, blurry, 1.0)
     finally:
         refined.enabled = False
     return F.mse_loss(got, target)
