@@ -39,5 +39,33 @@ def test_a_cross_row_trained_on_a_set_nobody_trains_on_is_refused(tmp_path):
                [{"method": "deblurdiff", "trained_on": "synthetic-motion",
                  "dataset": "synthetic-defocus"}])
     with pytest.raises(ConfigError, match=r"run\.cross\[0\]\.trained_on 'synthetic-motion' is "
-                                          r"not under datasets or train\.extra"):
+                                          r"not under train\.datasets or train\.extra"):
         load_params(p)
+
+
+def test_train_datasets_default_to_every_data_set_and_must_be_among_them(tmp_path):
+    p = _write(tmp_path, {}, [])
+    assert load_params(p).train.datasets == ["synthetic-defocus"]
+    p = _write(tmp_path, {"datasets": ["synthetic-motion"]}, [])
+    with pytest.raises(ConfigError, match=r"train\.datasets lists synthetic-motion, which "
+                                          r"datasets does not"):
+        load_params(p)
+
+
+def test_trained_methods_are_scored_only_where_they_trained_and_cross_rows_elsewhere(tmp_path):
+    """A data set without ground truth (synthetic-target) gets the untrained methods directly
+    and the trained ones only through their cross rows."""
+    from deblurbench.config import pipeline_runs
+
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump({
+        "datasets": ["synthetic-defocus", "synthetic-target"],
+        "train": {"methods": ["bd-diff"], "datasets": ["synthetic-defocus"]},
+        "run": {"methods": ["identity"], "splits": ["test"],
+                "cross": [{"method": "bd-diff", "trained_on": "synthetic-defocus",
+                           "dataset": "synthetic-target"}]}}))
+    assert sorted(pipeline_runs(load_params(p))) == [
+        ("bd-diff", "synthetic-defocus", "test"),
+        ("bd-diff~synthetic-defocus", "synthetic-target", "test"),
+        ("identity", "synthetic-defocus", "test"),
+        ("identity", "synthetic-target", "test")]

@@ -83,6 +83,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     if args.kind == "misalign":
         return _synth_misalign(args)
+    if args.kind == "target":
+        return _synth_target(args)
     if args.kind not in KINDS:
         raise ValueError(f"unknown synthetic kind {args.kind!r} (known: {', '.join(KINDS)}, "
                          f"misalign)")
@@ -105,6 +107,20 @@ def cmd_synth(args: argparse.Namespace) -> int:
     shutil.rmtree(out, ignore_errors=True)
     recs = make_synthetic_defocus(out, _params(args).synth)
     print(f"{args.out}: rendered {len(recs)} scenes into {out}")
+    return 0
+
+
+def _synth_target(args: argparse.Namespace) -> int:
+    """Blurry-only scenes of the test photos: the embedded stand-in for PixelDP (no GT)."""
+    import shutil
+
+    from deblurbench.datasets.synthetic_target import make_synthetic_target
+    from deblurbench.paths import dataset_dir
+
+    out = dataset_dir(args.out) / "raw"
+    shutil.rmtree(out, ignore_errors=True)
+    recs = make_synthetic_target(out, _params(args).synth)
+    print(f"{args.out}: rendered {len(recs)} blurry-only scenes into {out} (no ground truth)")
     return 0
 
 
@@ -399,7 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", help="defocus (alone: the embedded photos); with --from also "
                    "defocus-gaussian, defocus-catseye, motion, motion-nonuniform, "
                    "corrupt-{defocus,gaussian,glass,motion,zoom}, and misalign (a synthetic "
-                   "set's sharp targets zoomed and shifted, true alignment kept)")
+                   "set's sharp targets zoomed and shifted, true alignment kept); target (alone: other scenes "
+                   "of the test photos, blurry only, no ground truth)")
     p.add_argument("--out", required=True, help="data set name, e.g. synthetic-defocus")
     p.add_argument("--from", dest="from_dataset", metavar="DATASET",
                    help="blur the sharp images of this prepared data set into a new one")

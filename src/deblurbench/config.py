@@ -132,6 +132,8 @@ class SynthParams:
     val_dead_leaves: int = 0
     test_photos: list[str] = field(default_factory=lambda: ["coffee", "rocket"])
     test_scenes_per_photo: int = 8
+    # `synth target`: more scenes of the test photos, blurry only (no ground truth written)
+    target_scenes_per_photo: int = 4
     dead_leaves_r_min_px: float = 1.5  # disc radii ~ r^-3 on [r_min, r_max], output pixels
     dead_leaves_r_max_px: float = 96.0
     dead_leaves_textured: float = 0.3  # share of discs with a sinusoid or noise texture
@@ -191,6 +193,8 @@ class TrainParams:
     """`methods train`: which trainable methods the pipeline trains, on each data set."""
 
     methods: list[str] = field(default_factory=list)
+    # the data sets they train on (a subset of `datasets`, each with ground truth); None: all
+    datasets: list[str] | None = None
     split: str = "train"
     device: str = "auto"
     config: Literal["auto", "small", "paper"] = "auto"
@@ -298,12 +302,19 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         if e.method not in params.train.methods:
             raise ConfigError(f"{path}: train.extra[{i}].method {e.method!r} is not under "
                               f"train.methods")
+    if params.train.datasets is None:
+        params = dataclasses.replace(params, train=dataclasses.replace(
+            params.train, datasets=list(params.datasets)))
+    stray = [d for d in params.train.datasets if d not in params.datasets]
+    if stray:
+        raise ConfigError(f"{path}: train.datasets lists {', '.join(stray)}, which datasets "
+                          f"does not; the pipeline trains only on data sets it prepares")
     for i, c in enumerate(params.run.cross):
-        trained = [*params.datasets, *(e.dataset for e in params.train.extra
+        trained = [*params.train.datasets, *(e.dataset for e in params.train.extra
                                        if e.method == c.method)]
         for what, name, pool, key in (("method", c.method, params.train.methods, "train.methods"),
                                       ("trained_on", c.trained_on, trained,
-                                       "datasets or train.extra"),
+                                       "train.datasets or train.extra"),
                                       ("dataset", c.dataset, params.datasets, "datasets")):
             if name not in pool:
                 raise ConfigError(f"{path}: run.cross[{i}].{what} {name!r} is not under {key}")
@@ -320,7 +331,8 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 
 def pipeline_runs(params: Params) -> list[tuple[str, str, str]]:
     """(run folder name, data set, split) of every run the pipeline makes, for ``score``."""
+    trained_on = params.train.datasets if params.train.datasets is not None else params.datasets
     out = [(m, d, s) for d in params.datasets for s in params.run.splits
-           for m in [*params.run.methods, *params.train.methods]]
+           for m in [*params.run.methods, *(params.train.methods if d in trained_on else [])]]
     out += [(f"{c.method}~{c.trained_on}", c.dataset, c.split) for c in params.run.cross]
     return out

@@ -251,12 +251,28 @@ def scenes(p: SynthParams) -> list[Scene]:
         if not items:
             raise ValueError(f"synth: the {split} split has no scenes (every split of "
                              f"{', '.join(SPLITS)} needs at least one)")
-        rng = np.random.default_rng([p.seed, _crc(split)])
-        targets = stratified(rng, len(items), *p.scene_mean_radius_px)
-        for (image_id, source), target in zip(items, targets):
-            seed = int(np.random.SeedSequence([p.seed, _crc(image_id)]).generate_state(1)[0])
-            out.append(Scene(image_id, source, split, round(float(target), 6), seed))
+        out += split_scenes(items, split, p)
     return out
+
+
+def split_scenes(items: list[tuple[str, str]], split: str, p: SynthParams,
+                 stream: str | None = None) -> list[Scene]:
+    """Scenes for (image id, source) ``items``: target blur stratified over them (random
+    stream ``stream``, default the split's name), a seed per scene from ``p.seed`` and its id."""
+    rng = np.random.default_rng([p.seed, _crc(stream or split)])
+    targets = stratified(rng, len(items), *p.scene_mean_radius_px)
+    return [Scene(image_id, source, split, round(float(target), 6),
+                  int(np.random.SeedSequence([p.seed, _crc(image_id)]).generate_state(1)[0]))
+            for (image_id, source), target in zip(items, targets)]
+
+
+def render_scene(sc: Scene, p: SynthParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(sharp, blurry, true radius map in pixels, focus distance in metres) of one scene."""
+    sharp = scene_sharp(sc, p)
+    h, w = sharp.shape[:2]
+    depth, focus, radius = scene_blur(sc, h, w, p)
+    blurred, used = render_layers(sharp, depth, radius, p.n_layers)
+    return sharp, blurred, used, focus
 
 
 def scene_sharp(sc: Scene, p: SynthParams) -> np.ndarray:
@@ -320,10 +336,8 @@ def make_synthetic_defocus(root: str | Path, p: SynthParams) -> list[dict]:
     records = []
     maps: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
     for sc in tqdm(scenes(p), desc="synthetic-defocus", unit="scene"):
-        sharp = scene_sharp(sc, p)
+        sharp, blurred, used, focus = render_scene(sc, p)
         h, w = sharp.shape[:2]
-        depth, focus, radius = scene_blur(sc, h, w, p)
-        blurred, used = render_layers(sharp, depth, radius, p.n_layers)
         base = root / sc.split
         write_png(base / "sharp" / f"{sc.image_id}.png", sharp, bits=16)
         write_png(base / "blurry" / f"{sc.image_id}.png", blurred, bits=16)
