@@ -103,12 +103,47 @@ def test_a_scoring_run_killed_midway_leaves_the_database_as_it_was(project):
     scores, runs = db_state(db) if db.exists() else ([], [])
     assert scores == [] and runs == []
     # 2. A complete scoring, then a rescoring killed midway: the complete one survives intact.
-    cli("score", "--method", "identity", cwd=project)
+    #    (The rescoring is asked for per blur level, so it cannot reuse the stored scores.)
+    cli("score", "--method", "identity", "--no-regions", cwd=project)
     complete = db_state(db)
     assert len(complete[0]) == 36 * 3 and complete[1][0][1] == "ok"
-    kill_scoring_midway(project)
+    kill_scoring_after(project, 3, 36, "--method", "identity", "--regions")
     assert db_state(db) == complete
-    # 3. A rerun resumes to the same complete state (same values, no duplicates).
-    cli("score", "--method", "identity", cwd=project)
+    # 3. A rerun resumes to a complete state: the same whole-image values, no duplicates.
+    cli("score", "--method", "identity", "--regions", cwd=project)
     after = db_state(db)
-    assert after[0] == complete[0] and len(after[1]) == 1
+    whole = [r for r in after[0] if r[3] == "all"]
+    assert whole == complete[0] and len(after[0]) > len(whole) and len(after[1]) == 1
+
+
+def test_a_rescoring_of_unchanged_outputs_reuses_the_stored_scores_and_a_changed_one_does_not(
+        project):
+    """A run redone with the same bytes (only its timings differ) keeps its scores; the
+    record is refreshed. Changing one output's bytes makes the next scoring compute again."""
+    import json
+
+
+    make_big_split(project, n=4, size=64)
+    db = project / "leaderboard/results.duckdb"
+    first = cli("score", "--method", "identity", "--no-regions", cwd=project).stdout
+    assert "scores reused" not in first
+    before = db_state(db)
+    run_json = project / "outputs/identity/synthetic-defocus/test/run.json"
+    rec = json.loads(run_json.read_text())
+    rec["finished"] = "2099-01-01T00:00:00+00:00"  # another run, the same bytes
+    run_json.write_text(json.dumps(rec))
+    again = cli("score", "--method", "identity", "--no-regions", cwd=project).stdout
+    assert "scores reused: same outputs and specs" in again
+    after = db_state(db)
+    assert after[0] == before[0]
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT finished FROM runs").fetchone()[0] == "2099-01-01T00:00:00+00:00"
+    con.close()
+    out = project / "outputs/identity/synthetic-defocus/test/img-000.png"
+    write_png(out, read_image(out) * 0.5)
+    third = cli("score", "--method", "identity", "--no-regions", cwd=project).stdout
+    assert "scores reused" not in third
+    changed = {r[:4]: r[4] for r in db_state(db)[0]}
+    old = {r[:4]: r[4] for r in before[0]}
+    differ = {k[1] for k in old if changed[k] != old[k]}
+    assert differ == {"img-000"}

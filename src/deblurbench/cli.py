@@ -247,7 +247,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     def show(res: dict) -> None:
         means = "  ".join(f"{k}={v:.4f}" for k, v in res["means"].items())
-        print(f"{res['run_id']}: {res['status']} ({res['n_images']} images) {means}")
+        again = ", scores reused: same outputs and specs" if res.get("reused") else ""
+        print(f"{res['run_id']}: {res['status']} ({res['n_images']} images{again}) {means}")
         # Each missing-weights reason once per call, not once per run.
         unavailable = res.get("unavailable", {})
         for k in sorted(unavailable.keys() - told):

@@ -76,7 +76,8 @@ def commit(con, job: ScoringJob, state: dict, status: str, error: str | None) ->
             "peak_gpu_mb": cost.get("peak_gpu_mb"),
             "output_bits": output_bits, "base_method": record["method"],
             "variant": record.get("variant"), "trained_on": record.get("trained_on"),
-            "checkpoint": record.get("checkpoint"), "weights": record.get("weights")},
+            "checkpoint": record.get("checkpoint"), "weights": record.get("weights"),
+            "fingerprint": fp if status == "ok" else None},
             ["run_id"])
         if status == "ok":
             _paired(con, rid, dataset, split, protocol, reference)

@@ -109,11 +109,15 @@ def score_job(job: ScoringJob, db_path: str | Path, metrics_dir: str | Path | No
     ``metrics_dir/<dataset>/<split>/<run>.json``)."""
     con = db.connect(db_path)
     try:
-        with db.transaction(con):
-            staged = db.staged_images(con, job.run_id, job.fingerprint)
         status, error = job.record["status"], job.record.get("error")
-        state = {m.spec.name: {"status": "ok", "reason": None} for m in job.chosen}
-        if status == "ok":
+        reused = status == "ok" and results.scored_fingerprint(con, job.run_id) == job.fingerprint
+        with db.transaction(con):
+            if reused:  # same bytes, specs and settings: rebuild from the stored scores
+                state = results.restage_committed(con, job.run_id, job.fingerprint)
+            staged = db.staged_images(con, job.run_id, job.fingerprint)
+        if not reused:
+            state = {m.spec.name: {"status": "ok", "reason": None} for m in job.chosen}
+        if status == "ok" and not reused:
             computers = _prepare(job, state)
             try:
                 _score_images(con, job, computers, staged,
@@ -125,7 +129,7 @@ def score_job(job: ScoringJob, db_path: str | Path, metrics_dir: str | Path | No
                 for m in job.chosen:
                     if m.spec.regions:
                         state[m.spec.name]["region_note"] = job.region_note
-        result = commit(con, job, state, status, error)
+        result = commit(con, job, state, status, error) | {"reused": reused}
     finally:
         con.close()
     if metrics_dir is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -17,7 +18,7 @@ from deblurbench.datasets.manifest import load_manifest
 from deblurbench.devices import pick_device
 from deblurbench.metrics import regions
 from deblurbench.metrics.spec import PROTOCOLS, Metric, get_metric, spec_id
-from deblurbench.runs import load_run
+from deblurbench.runs import load_run, output_path
 
 REFERENCES = ("original", "aligned")
 
@@ -79,8 +80,10 @@ class ScoringJob:
         return cls(method=method, dataset=dataset, split=split, protocol=protocol,
                    reference=reference,
                    run_id=run_id(run.board_name, dataset, split, protocol, reference),
-                   fingerprint=fingerprint(record, rows, sids, reference,
-                                           rcfg.source if rcfg else False),
+                   fingerprint=fingerprint(method, record, rows, sids, reference,
+                                           rcfg.source if rcfg else False,
+                                           {m.spec.name: m.unavailable_reason() is None
+                                            for m in chosen}),
                    record=record, dcard=dcard,
                    mcard=run.method_card | {"name": run.board_name, "source": run.source},
                    rows=rows, chosen=chosen, specs=specs, sids=sids, rcfg=rcfg,
@@ -103,9 +106,25 @@ def manifest(dataset: str, split: str, reference: str) -> pd.DataFrame:
         raise ValueError(f"{dataset}: no aligned ground truth to score against ({exc})") from None
 
 
-def fingerprint(record, rows, sids, reference, regions_on) -> str:
-    """What a staged score depends on: a resumed scoring reuses rows with the same one."""
-    blob = json.dumps({"run": [record.get("started"), record.get("finished")],
-                       "images": sorted(rows["image_id"]), "specs": sorted(sids.values()),
+def _digest(path: Any) -> str | None:
+    if not isinstance(path, str | Path) or not Path(path).is_file():
+        return None
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def fingerprint(method: str, record, rows, sids, reference, regions_on,
+                available: dict[str, bool]) -> str:
+    """Everything a run's scores follow from, by content: the bytes of every output and
+    input file (restored, blurry, reference, valid mask), the metric specs and which of them
+    can run here, the reference mode and the region settings. Not the run's timings: a run
+    redone with the same bytes keeps its scores (``score`` then only refreshes the record), and
+    a crashed scoring resumes from rows staged under the same fingerprint."""
+    files = {r.image_id: [_digest(output_path(method, r.dataset, r.split, r.image_id)),
+                          _digest(r.blurry), _digest(getattr(r, "sharp", None)),
+                          _digest(getattr(r, "mask", None))]
+             for r in rows.itertuples()} if record.get("status") == "ok" else {}
+    blob = json.dumps({"status": record.get("status"), "files": files,
+                       "specs": sorted(sids.values()), "available": available,
                        "reference": reference, "regions": regions_on}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

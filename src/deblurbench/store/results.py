@@ -27,6 +27,28 @@ def staged(con: duckdb.DuckDBPyConnection, run_id: str, fingerprint: str) -> pd.
                        "LIKE '\\_\\_%' ESCAPE '\\'", [run_id, fingerprint]).df()
 
 
+def scored_fingerprint(con: duckdb.DuckDBPyConnection, run_id: str) -> str | None:
+    """The fingerprint the run's committed scores were computed under (None: not scored)."""
+    row = con.execute("SELECT fingerprint FROM runs WHERE run_id = ? AND status = 'ok'",
+                      [run_id]).fetchone()
+    return row[0] if row else None
+
+
+def restage_committed(con: duckdb.DuckDBPyConnection, run_id: str, fingerprint: str) -> dict:
+    """Copy a run's committed per-image scores and failures back into staging under
+    ``fingerprint`` (the same inputs), so that a commit rebuilds the run from them; returns
+    each metric's stored {status, reason}."""
+    clear_staging(con, run_id)
+    con.execute("INSERT INTO score_staging SELECT run_id, ?, image_id, metric, region, value, "
+                "spec_id, NULL FROM scores WHERE run_id = ?", [fingerprint, run_id])
+    con.execute("INSERT INTO score_staging SELECT f.run_id, ?, f.image_id, f.metric, 'all', "
+                "NULL, ms.spec_id, f.reason FROM score_failures f JOIN metric_status ms "
+                "USING (run_id, metric) WHERE f.run_id = ?", [fingerprint, run_id])
+    return {m: {"status": st, "reason": reason} for m, st, reason in con.execute(
+        "SELECT metric, status, reason FROM metric_status WHERE run_id = ?",
+        [run_id]).fetchall()}
+
+
 def insert_scores(con: duckdb.DuckDBPyConnection, run_id: str, ok: pd.DataFrame) -> None:
     """The public per-image scores of a run, from a frame of image_id, metric, region, value,
     spec_id."""

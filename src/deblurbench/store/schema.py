@@ -110,4 +110,9 @@ MIGRATIONS: list[str] = [
         FROM runs r LEFT JOIN methods m ON m.method = r.method
              LEFT JOIN datasets d ON d.dataset = r.dataset;
     """,
+    # 6: the content fingerprint a run was scored under (outputs, inputs, specs): a rescore
+    # with the same one reuses the stored per-image scores instead of computing them again.
+    """
+    ALTER TABLE runs ADD COLUMN fingerprint VARCHAR;
+    """,
 ]
