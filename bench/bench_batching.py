@@ -38,7 +38,7 @@ def computers(device: str) -> dict:
     import torchvision
 
     from deblurbench.metrics.learned import lpips_computer
-    from deblurbench.metrics.pyiqa_metrics import pyiqa_build
+    from deblurbench.metrics.pyiqa_models import pyiqa_build
 
     vgg16 = torchvision.models.vgg16
     dists_arch.models.vgg16 = lambda weights=None, **kw: vgg16(**kw)  # random, no download

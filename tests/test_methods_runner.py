@@ -11,7 +11,7 @@ from methods_kit import PLUGINS, build_project, write_plugin
 
 from deblurbench.io import read_image
 from deblurbench.methods.runner import run_method
-from deblurbench.methods.tiling import pad_to_multiple, restore_tiled, tile_starts
+from deblurbench.tiling import pad_to_multiple, restore_tiled, tile_starts
 from deblurbench.paths import run_dir
 
 D, S = "synthetic-defocus", "test"

@@ -9,7 +9,8 @@ import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from deblurbench.metrics import fidelity
-from deblurbench.metrics.pyiqa_metrics import ms_ssim, to_tensor
+from deblurbench.metrics.ms_ssim import ms_ssim
+from deblurbench.metrics.pyiqa_models import to_tensor
 from deblurbench.metrics.spec import MetricFailure, get_metric, metric_names, spec_id
 
 

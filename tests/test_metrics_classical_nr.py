@@ -17,7 +17,7 @@ from skimage import data as skdata
 from deblurbench.io import read_image
 from deblurbench.metrics import classical_models as cm
 from deblurbench.metrics import weights
-from deblurbench.metrics.pyiqa_metrics import pyiqa_build
+from deblurbench.metrics.pyiqa_models import pyiqa_build
 from deblurbench.metrics.spec import MetricFailure, MetricUnavailable, get_metric, spec_id
 
 TID = Path(__file__).parent / "data" / "tid2013"

@@ -10,7 +10,7 @@ import torch
 from pyiqa.archs.fid_arch import ResizeDataset
 
 from deblurbench.io import read_image, write_png
-from deblurbench.metrics.pyiqa_metrics import clean_fid_input, fid_between
+from deblurbench.metrics.fid import clean_fid_input, fid_between
 from deblurbench.metrics.spec import MetricFailure, get_metric
 
 

@@ -13,7 +13,7 @@ import torch
 
 from deblurbench.metrics import weights
 from deblurbench.metrics.learned import lpips_computer
-from deblurbench.metrics.pyiqa_metrics import tiles
+from deblurbench.metrics.pyiqa_models import tiles
 from deblurbench.metrics.spec import MetricUnavailable, get_metric
 
 

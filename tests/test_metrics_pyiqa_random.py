@@ -20,7 +20,7 @@ import torch
 import torchvision
 from scoring_kit import SIGMAS, make_blur_ladder, photo, scores, spec_ids
 
-from deblurbench.metrics.pyiqa_metrics import pyiqa_build
+from deblurbench.metrics.pyiqa_models import pyiqa_build
 from deblurbench.metrics.scorer import Batching, score_run
 from deblurbench.metrics.spec import METRICS, Metric, MetricSpec, get_metric, register
 

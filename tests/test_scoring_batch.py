@@ -35,7 +35,7 @@ from deblurbench.datasets.manifest import prepare
 from deblurbench.io import read_image, write_png
 from deblurbench.methods.runner import output_path, run_method
 from deblurbench.metrics.learned import lpips_computer
-from deblurbench.metrics.pyiqa_metrics import tiled
+from deblurbench.metrics.pyiqa_models import tiled
 from deblurbench.metrics.scorer import Batching, groups, score_run
 from deblurbench.metrics.spec import METRICS, Metric, MetricSpec, get_metric, register
 
@@ -142,7 +142,7 @@ def test_brisque_has_no_batch_path_since_batching_moves_its_values():
 def test_brisque_scores_the_tiles_of_a_large_image_one_at_a_time(monkeypatch):
     """Batching its tiles would move BRISQUE too (by 0.024 on this image): a tiled value is
     exactly the area-weighted mean of the tiles scored alone."""
-    import deblurbench.metrics.pyiqa_metrics as pm
+    import deblurbench.metrics.pyiqa_models as pm
 
     monkeypatch.setattr(pm, "TILE_ABOVE_PIXELS", 1_000_000)  # tile a 1088x2048 image
     img = photo(7, 1088, 2048)

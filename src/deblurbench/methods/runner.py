@@ -49,7 +49,7 @@ from deblurbench.methods.cost import (
     latency_ms_per_mp,
 )
 from deblurbench.methods.registry import get_card, load_class
-from deblurbench.methods.tiling import padded, restore_tiled, tile_count
+from deblurbench.tiling import padded, restore_tiled, tile_count
 from deblurbench.runs import RunRecord, read_record, run_folder, run_name
 
 RANGE_TOLERANCE = 1e-3  # outputs may overshoot [0, 1] by rounding; more is a method bug

@@ -83,7 +83,7 @@ class Validation:
     metric: str = "psnr"
 
     def score(self, method: Method, device: torch.device, pad_multiple: int) -> float:
-        from deblurbench.methods.tiling import padded
+        from deblurbench.tiling import padded
 
         restore = padded(lambda x, **e: method.restore(x, **e), pad_multiple)
         values = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from deblurbench.metrics.pyiqa_metrics import (
+from deblurbench.metrics.pyiqa_models import (
     TILE_ABOVE_PIXELS,
     TILING,
     batched,

@@ -143,6 +143,9 @@ def metric_names(protocol: str = "defocus") -> list[str]:
 
 
 def _load_all() -> None:
+    import deblurbench.metrics.fid
     import deblurbench.metrics.fidelity
     import deblurbench.metrics.learned
-    import deblurbench.metrics.pyiqa_metrics  # noqa: F401
+    import deblurbench.metrics.ms_ssim
+    import deblurbench.metrics.pba_score
+    import deblurbench.metrics.pyiqa_models  # noqa: F401

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import torch
 
-from deblurbench.methods.tiling import blend_weight, tile_starts
+from deblurbench.tiling import blend_weight, tile_starts
 
 #: a latent function of (latent tile, window (y0, y1, x0, x1) in latent pixels)
 TileFn = Callable[[torch.Tensor, tuple[int, int, int, int]], torch.Tensor]

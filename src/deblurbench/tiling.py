@@ -1,14 +1,23 @@
-"""Tiled restoration for images too large for one pass, and padding to a size multiple.
+"""Tiling, one module for methods and metrics: how a large image is cut and put back together.
 
-Tiles of ``tile`` pixels overlap by ``overlap`` pixels; each output pixel is the weighted mean
-of the tiles covering it, with weights rising linearly across the overlap, so seams fade out
-instead of showing. All tiles of an image have the same size, so they are restored in batches.
-For a pointwise method the tiled output equals the untiled one (tested).
+Two uses share the tile geometry here:
+
+- *restoring* (methods): overlapping tiles of one size, restored in batches; each output pixel
+  is the weighted mean of the tiles covering it, with weights rising linearly across the
+  overlap, so seams fade out instead of showing. For a pointwise method the tiled output equals
+  the untiled one (tested). Also padding to a size multiple, which many networks need.
+- *scoring* (metrics): disjoint tiles, a sliver under ``min_edge`` pixels joined to its
+  neighbour; a metric's value over the image is the area-weighted mean of its tile values, and
+  same-shape tiles may be scored in one batch (same values, fewer model runs).
+
+Which images a metric tiles, and at which size, is the metric's definition and stays in
+:mod:`deblurbench.metrics.pyiqa_models`; this module only does the cutting.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -97,3 +106,40 @@ def restore_tiled(fn: Restore, x: torch.Tensor, extras: dict[str, torch.Tensor],
 
 def tile_count(h: int, w: int, tile: int, overlap: int) -> int:
     return len(tile_starts(h, min(tile, h), overlap)) * len(tile_starts(w, min(tile, w), overlap))
+
+
+def cuts(length: int, tile: int, min_edge: int = 64) -> list[tuple[int, int]]:
+    """Disjoint [start, end) spans of ``tile`` covering ``length``; a last span under
+    ``min_edge`` joins the one before it."""
+    edges = list(range(0, length, tile)) + [length]
+    if len(edges) > 2 and edges[-1] - edges[-2] < min_edge:
+        edges.pop(-2)
+    return list(itertools.pairwise(edges))
+
+
+def boxes(h: int, w: int, tile: int, min_edge: int = 64) -> list[tuple[int, int, int, int]]:
+    """(y0, y1, x0, x1) of disjoint tiles covering an HxW image, row by row."""
+    return [(a, b, c, d) for a, b in cuts(h, tile, min_edge) for c, d in cuts(w, tile, min_edge)]
+
+
+def mean_over_tiles(fn, image, reference, tile: int, many=None, batch: int = 4) -> float:
+    """Area-weighted mean of ``fn(image_tile, reference_tile)`` over :func:`boxes` (HxWxC
+    arrays; ``reference`` may be None). ``many(image_tiles, reference_tiles) -> values``
+    scores up to ``batch`` same-shape tiles in one call, giving each the value ``fn`` would."""
+    cut = boxes(image.shape[0], image.shape[1], tile)
+    values = [0.0] * len(cut)
+    by_shape: dict[tuple[int, int], list[int]] = {}
+    for i, (y0, y1, x0, x1) in enumerate(cut):
+        by_shape.setdefault((y1 - y0, x1 - x0), []).append(i)
+    step = batch if many is not None else 1
+    for idx in by_shape.values():
+        for k in range(0, len(idx), step):
+            part = idx[k:k + step]
+            crops = [(slice(cut[i][0], cut[i][1]), slice(cut[i][2], cut[i][3])) for i in part]
+            rs = [image[c] for c in crops]
+            ss: Sequence = [None if reference is None else reference[c] for c in crops]
+            got = many(rs, ss) if many is not None and len(part) > 1 else [fn(rs[0], ss[0])]
+            for i, v in zip(part, got, strict=True):
+                values[i] = v
+    areas = [(y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in cut]
+    return float(sum(v * a for v, a in zip(values, areas, strict=True)) / sum(areas))
