@@ -145,6 +145,7 @@ def test_dpdd_scores_are_also_reported_per_indoor_and_outdoor_subset(project):
     shutil.copytree(REPO / "datasets/dpdd/subsets", project / "datasets/dpdd/subsets")
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["datasets"] = ["dpdd"]
+    params["train"]["datasets"] = ["dpdd"]
     params["score"]["metrics"] = ["psnr"]
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     cli("datasets", "prepare", "dpdd", cwd=project)

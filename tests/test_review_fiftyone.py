@@ -168,6 +168,7 @@ def test_sdd_scored_against_the_aligned_ground_truth_as_jdrl_does(project, tmp_p
     write_card(project, "sdd", counts, None, None)
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["datasets"] = ["sdd"]
+    params["train"]["datasets"] = ["sdd"]
     params["score"]["metrics"] = ["psnr", "mae"]
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     cli("datasets", "fetch", "sdd", "--from", str(tmp_path / "SDD.zip"), cwd=project)
