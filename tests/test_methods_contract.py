@@ -347,7 +347,7 @@ def test_a_held_out_share_of_the_training_split_is_the_unpaired_domain_and_never
 
 
 def test_the_unpaired_images_may_come_from_another_data_set(proj):
-    from deblurbench.annotate.synth import make_from_dataset
+    from deblurbench.annotate.synth_dataset import make_from_dataset
 
     make_from_dataset("motion", D, "other-domain", seed=1, kernel_size=9)
     write_staged(proj / "plugins", "crossdomain",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import cli
 
-from deblurbench.annotate import synth
+from deblurbench.annotate import synth, synth_dataset
 from deblurbench.datasets.manifest import load_manifest
 from deblurbench.io import read_image
 
@@ -28,7 +28,7 @@ def photo() -> np.ndarray:
 
 
 def all_generated(photo, seed=3):
-    out = {k: synth.generate(k, photo, seed) for k in synth.KINDS}
+    out = {k: synth_dataset.generate(k, photo, seed) for k in synth_dataset.KINDS}
     for c in synth.CORRUPTIONS:
         for s in range(1, 6):
             out[f"corrupt-{c}@{s}"] = synth.corrupt(photo, c, s, seed)

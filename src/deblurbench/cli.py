@@ -77,7 +77,7 @@ def cmd_datasets_report(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from deblurbench.annotate.synth import KINDS
+    from deblurbench.annotate.synth_dataset import KINDS
     from deblurbench.datasets.synthetic import make_synthetic_defocus
     from deblurbench.paths import dataset_dir
 
@@ -89,7 +89,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown synthetic kind {args.kind!r} (known: {', '.join(KINDS)}, "
                          f"misalign)")
     if args.from_dataset is not None:
-        from deblurbench.annotate.synth import make_from_dataset
+        from deblurbench.annotate.synth_dataset import make_from_dataset
 
         seed = _params(args).synth.seed if args.seed is None else args.seed
         recs = make_from_dataset(args.kind, args.from_dataset, args.out, seed=seed,
@@ -264,6 +264,8 @@ def cmd_score(args: argparse.Namespace) -> int:
                      splits=args.split, metrics=args.metric, protocol=args.protocol,
                      reference=args.reference, regions_on=args.regions, device=args.device,
                      db_path=args.db, batch_size=args.batch_size, on_result=show)
+    for rid in done.get("dropped", []):
+        print(f"{rid}: dropped from the board (no longer in the pipeline, outputs folder gone)")
     if done["reported"] is not None:
         n, path = done["reported"]
         print(f"reported: {n} rows loaded from {path}")
