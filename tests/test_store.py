@@ -147,3 +147,29 @@ def test_a_rescoring_of_unchanged_outputs_reuses_the_stored_scores_and_a_changed
     old = {r[:4]: r[4] for r in before[0]}
     differ = {k[1] for k in old if changed[k] != old[k]}
     assert differ == {"img-000"}
+
+
+def test_a_run_taken_out_of_the_pipeline_leaves_the_board_once_its_outputs_are_gone(prepared):
+    """A measured run no longer in params.yaml stays while its images are there (it can still
+    be reviewed) and is dropped once its outputs folder is gone; pipeline runs stay."""
+    import shutil
+
+    for m in ("identity", "unsharp-mask", "wiener"):
+        cli("methods", "run", m, "--dataset", "synthetic-defocus", cwd=prepared)
+    cli("score", "--method", "wiener", cwd=prepared)
+    db = prepared / "leaderboard/results.duckdb"
+
+    def methods():
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            return sorted(r[0] for r in con.execute("SELECT method FROM runs").fetchall())
+        finally:
+            con.close()
+
+    out = cli("score", cwd=prepared).stdout
+    assert "dropped" not in out and methods() == ["identity", "unsharp-mask", "wiener"]
+    shutil.rmtree(prepared / "outputs/wiener")
+    out = cli("score", cwd=prepared).stdout
+    assert ("wiener/synthetic-defocus/test/defocus: dropped from the board (no longer in the "
+            "pipeline, outputs folder gone)") in out
+    assert methods() == ["identity", "unsharp-mask"]

@@ -364,6 +364,7 @@ def score_all(params, methods: list[str] | None = None, datasets: list[str] | No
         out.append(res)
         if on_result is not None:
             on_result(res)
+    dropped = [] if methods or datasets or splits else drop_gone(db_path, runs)
     reported = Path(s.reported) if s.reported else None
     loaded = None
     if reported is not None and not methods and reported.is_file():
@@ -371,4 +372,24 @@ def score_all(params, methods: list[str] | None = None, datasets: list[str] | No
         from deblurbench.submit.reported import load_reported
 
         loaded = (load_reported(reported, db_path), reported)
-    return {"results": out, "reported": loaded}
+    return {"results": out, "reported": loaded, "dropped": dropped}
+
+
+def drop_gone(db_path: str | Path, runs: list[tuple[str, str, str]]) -> list[str]:
+    """Remove from the board the measured runs the pipeline no longer makes and whose outputs
+    folder is gone (a method or cross row taken out of params.yaml): their numbers could no
+    longer be reviewed or reproduced. Submissions, and runs whose images are still there, stay.
+    Returns the run ids dropped."""
+    from deblurbench.runs import run_folder
+
+    made = set(runs)
+    con = db.connect(db_path)
+    try:
+        gone = [rid for rid, name, d, sp in results.measured_runs(con)
+                if (name, d, sp) not in made and not run_folder(name, d, sp).exists()]
+        with db.transaction(con):
+            for rid in gone:
+                db.replace_run(con, rid)
+    finally:
+        con.close()
+    return gone

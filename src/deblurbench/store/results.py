@@ -27,6 +27,14 @@ def staged(con: duckdb.DuckDBPyConnection, run_id: str, fingerprint: str) -> pd.
                        "LIKE '\\_\\_%' ESCAPE '\\'", [run_id, fingerprint]).df()
 
 
+def measured_runs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str, str]]:
+    """(run_id, run folder name, data set, split) of every run this project measured itself
+    (submissions left out)."""
+    return con.execute("SELECT r.run_id, r.method, r.dataset, r.split FROM runs r LEFT JOIN "
+                       "methods m ON m.method = r.method WHERE coalesce(m.source, 'measured') "
+                       "= 'measured' ORDER BY r.run_id").fetchall()
+
+
 def scored_fingerprint(con: duckdb.DuckDBPyConnection, run_id: str) -> str | None:
     """The fingerprint the run's committed scores were computed under (None: not scored)."""
     row = con.execute("SELECT fingerprint FROM runs WHERE run_id = ? AND status = 'ok'",
