@@ -53,7 +53,7 @@ class NAFNetMethod(Method):
             for mb in callbacks.micro_batches(batch):
                 loss = charbonnier(net(mb["blurry"]), mb["sharp"], eps=float(params["eps"]))
                 callbacks.backward(loss / k)
-                total += float(loss) / k
+                total += float(loss.detach()) / k
             grad_norm = (torch.nn.utils.clip_grad_norm_(self.net.parameters(), clip)
                          if clip > 0 else None)
             opt.step()
