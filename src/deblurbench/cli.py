@@ -312,7 +312,7 @@ def _app_path() -> Path:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from deblurbench.leaderboard.table import mean_table, print_tables, to_markdown
+    from deblurbench.leaderboard.report import mean_table, print_tables, to_markdown
 
     if args.app:
         import os
