@@ -9,9 +9,14 @@ import yaml
 from deblurbench.config import ConfigError, load_params
 
 
-def _write(tmp_path, train: dict, cross: list[dict]):
+MOTION = {"name": "synthetic-motion", "kind": "motion-mixed", "source": "synthetic-defocus",
+          "kernel_size": 15}
+
+
+def _write(tmp_path, train: dict, cross: list[dict], copies: list[dict] | None = None):
     p = tmp_path / "params.yaml"
     p.write_text(yaml.safe_dump({"datasets": ["synthetic-defocus"],
+                                 "copies": [MOTION] if copies is None else copies,
                                  "train": {"methods": ["deblurdiff"]} | train,
                                  "run": {"methods": ["identity"], "cross": cross}}))
     return p
@@ -69,3 +74,25 @@ def test_trained_methods_are_scored_only_where_they_trained_and_cross_rows_elsew
         ("bd-diff~synthetic-defocus", "synthetic-target", "test"),
         ("identity", "synthetic-defocus", "test"),
         ("identity", "synthetic-target", "test")]
+
+
+def test_an_extra_training_set_must_be_a_data_set_or_a_copy_the_pipeline_makes(tmp_path):
+    extra = {"extra": [{"method": "deblurdiff", "dataset": "synthetic-motion"}]}
+    assert load_params(_write(tmp_path, extra, [])).copies[0].kernel_size == 15
+    with pytest.raises(ConfigError, match=r"train\.extra\[0\]\.dataset 'synthetic-motion' is "
+                                          r"neither under datasets nor made by copies"):
+        load_params(_write(tmp_path, extra, [], copies=[]))
+
+
+def test_a_copy_blurs_a_prepared_data_set_under_a_name_of_its_own(tmp_path):
+    copy = MOTION | {"settings": 1}
+    with pytest.raises(ConfigError, match="settings"):
+        load_params(_write(tmp_path, {}, [], copies=[copy]))
+    with pytest.raises(ConfigError, match=r"copies\[0\]\.source 'realdof' is not under "
+                                          r"datasets"):
+        load_params(_write(tmp_path, {}, [], copies=[MOTION | {"source": "realdof"}]))
+    with pytest.raises(ConfigError, match=r"copies\[1\]\.name 'synthetic-motion' is already a "
+                                          r"data set"):
+        load_params(_write(tmp_path, {}, [], copies=[MOTION, MOTION]))
+    with pytest.raises(ConfigError, match=r"copies\[0\]\.name 'synthetic-defocus' is already"):
+        load_params(_write(tmp_path, {}, [], copies=[MOTION | {"name": "synthetic-defocus"}]))

@@ -163,3 +163,28 @@ def test_synth_from_dataset_makes_a_prepared_dataset(prepared):
     assert proc.returncode == 2 and "unknown synthetic kind 'wobble'" in proc.stderr
     proc = cli("synth", "motion", "--from", "nosuch", "--out", "x", cwd=prepared, check=False)
     assert proc.returncode == 2 and "nosuch" in proc.stderr
+
+
+def test_synth_copy_makes_the_params_entry_named_by_out_and_the_same_bytes_as_spelled_out(
+        prepared):
+    """`synth copy --out NAME` (the dvc stage copy@<i>) reads kind, source and settings from
+    params.yaml's copies entry NAME: the same images as the command written out."""
+    import yaml
+
+    params = yaml.safe_load((prepared / "params.yaml").read_text())
+    params["copies"] = [{"name": "sd-copy", "kind": "corrupt-zoom", "source": "synthetic-defocus",
+                         "severity": 2}]
+    (prepared / "params.yaml").write_text(yaml.safe_dump(params))
+    cli("synth", "copy", "--out", "sd-copy", cwd=prepared)
+    cli("synth", "corrupt-zoom", "--from", "synthetic-defocus", "--out", "sd-spelled",
+        "--severity", "2", cwd=prepared)
+
+    def blurry(name):
+        return {p.name: p.read_bytes()
+                for p in (prepared / f"datasets/{name}/raw/test/blurry").glob("*.png")}
+
+    assert blurry("sd-copy") == blurry("sd-spelled") and len(blurry("sd-copy")) == 2
+    truth = np.load(next((prepared / "datasets/sd-copy/raw/test/truth").glob("*.npz")))
+    assert json.loads(str(truth["meta"]))["severity"] == 2
+    proc = cli("synth", "copy", "--out", "nope", cwd=prepared, check=False)
+    assert proc.returncode == 2 and "params copies has no entry named 'nope'" in proc.stderr

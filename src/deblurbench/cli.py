@@ -85,6 +85,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
         return _synth_misalign(args)
     if args.kind == "target":
         return _synth_target(args)
+    if args.kind == "copy":  # params.yaml's copies entry named --out (the dvc stage copy)
+        spec = next((c for c in _params(args).copies if c.name == args.out), None)
+        if spec is None:
+            raise ValueError(f"params copies has no entry named {args.out!r}")
+        args.kind, args.from_dataset = spec.kind, spec.source
+        args.kernel_size, args.severity, args.noise = spec.kernel_size, spec.severity, spec.noise
     if args.kind not in KINDS:
         raise ValueError(f"unknown synthetic kind {args.kind!r} (known: {', '.join(KINDS)}, "
                          f"misalign)")
@@ -419,7 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "defocus-gaussian, defocus-catseye, motion, motion-nonuniform, "
                    "corrupt-{defocus,gaussian,glass,motion,zoom}, and misalign (a synthetic "
                    "set's sharp targets zoomed and shifted, true alignment kept); target (alone: other scenes "
-                   "of the test photos, blurry only, no ground truth)")
+                   "of the test photos, blurry only, no ground truth); copy (the entry of params "
+                   "copies named --out)")
     p.add_argument("--out", required=True, help="data set name, e.g. synthetic-defocus")
     p.add_argument("--from", dest="from_dataset", metavar="DATASET",
                    help="blur the sharp images of this prepared data set into a new one")

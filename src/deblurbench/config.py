@@ -180,6 +180,20 @@ class RunParams:
 
 
 @dataclass(frozen=True)
+class SyntheticCopy:
+    """A data set made by blurring the sharp images of a prepared one (stage ``copy@<i>``,
+    ``deblurbench synth KIND --from SOURCE --out NAME``): a method's own training blur, such as
+    DeblurDiff's motion blur, trained on through ``train.extra``."""
+
+    name: str
+    kind: str  # one of deblurbench.annotate.synth_dataset.KINDS (checked by the command)
+    source: str
+    kernel_size: int = 31  # motion kernels (odd px)
+    severity: int = 3  # corruption-style kinds, 1..5
+    noise: float = 0.0  # defocus read-noise sigma
+
+
+@dataclass(frozen=True)
 class ExtraTraining:
     """A method also trained on a data set the pipeline does not score (its paper's own
     training data: DeblurDiff on motion blur); run it elsewhere with ``run.cross``."""
@@ -278,6 +292,7 @@ def pba_section(data: Any, where: str = "params.yaml:pba") -> PBASection:
 class Params:
     datasets: list[str] = field(default_factory=lambda: ["synthetic-defocus"])
     synth: SynthParams = field(default_factory=SynthParams)
+    copies: list[SyntheticCopy] = field(default_factory=list)  # dvc stage copy
     run: RunParams = field(default_factory=RunParams)
     train: TrainParams = field(default_factory=TrainParams)
     score: ScoreParams = field(default_factory=ScoreParams)
@@ -298,10 +313,22 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ConfigError(f"{path}: {', '.join(both)} listed under run.methods and "
                           f"train.methods; a method the pipeline trains is listed under "
                           f"train.methods only (it then runs on its own checkpoint)")
+    copies = [c.name for c in params.copies]
+    for i, c in enumerate(params.copies):
+        if c.source not in params.datasets:
+            raise ConfigError(f"{path}: copies[{i}].source {c.source!r} is not under datasets; "
+                              f"a copy blurs a data set the pipeline prepares")
+        if c.name in params.datasets or c.name in copies[:i]:
+            raise ConfigError(f"{path}: copies[{i}].name {c.name!r} is already a data set of the "
+                              f"pipeline; a copy needs a name of its own")
     for i, e in enumerate(params.train.extra):
         if e.method not in params.train.methods:
             raise ConfigError(f"{path}: train.extra[{i}].method {e.method!r} is not under "
                               f"train.methods")
+        if e.dataset not in params.datasets and e.dataset not in copies:
+            raise ConfigError(f"{path}: train.extra[{i}].dataset {e.dataset!r} is neither under "
+                              f"datasets nor made by copies; the pipeline would have nothing to "
+                              f"train on")
     if params.train.datasets is None:
         params = dataclasses.replace(params, train=dataclasses.replace(
             params.train, datasets=list(params.datasets)))
