@@ -181,9 +181,10 @@ class RunParams:
 
 @dataclass(frozen=True)
 class SyntheticCopy:
-    """A data set made by blurring the sharp images of a prepared one (stage ``copy@<i>``,
-    ``deblurbench synth KIND --from SOURCE --out NAME``): a method's own training blur, such as
-    DeblurDiff's motion blur, trained on through ``train.extra``."""
+    """A data set made by blurring the sharp images of a prepared one (stage ``copy@<i>``:
+    ``deblurbench synth copy --out NAME``, which runs ``synth KIND --from SOURCE`` with these
+    settings): a method's own training blur, such as DeblurDiff's motion blur, trained on
+    through ``train.extra``."""
 
     name: str
     kind: str  # one of deblurbench.annotate.synth_dataset.KINDS (checked by the command)
