@@ -3,9 +3,9 @@
     .venv/bin/python bench/make_run_cold.py --yes      # wipes what the pipeline made, reruns it
     .venv/bin/python bench/make_run_cold.py --log LOG  # only parse a saved `dvc repro` log
 
-Cold means the venv present and nothing the pipeline makes: data sets, PBA annotations,
-checkpoints, outputs, DVC cache and results database are removed first (every one of them is
-rebuilt by `dvc repro`; the tracked metric files are rewritten). Each stage's wall time is the
+Cold means the venv present and nothing the pipeline makes: every output of the stages of
+`dvc.yaml` (data sets, PBA annotations, checkpoints, outputs, metric files, results database)
+and the DVC cache are removed first; `dvc repro` rebuilds them all. Each stage's wall time is the
 gap between DVC's "Running stage" lines, so it includes the stage's process start and DVC's own
 hashing. Figures are shown against a baseline measured in the same run: the `run@identity`
 stage on the test split (a process that imports torch, copies 16 images and records them),
@@ -25,31 +25,25 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MADE = ["outputs", "annotate/pba", ".dvc/cache", ".dvc/tmp", "leaderboard/results.duckdb",
-        "leaderboard/leaderboard.md"]
 STAGE = re.compile(r"Running stage '([^']+)'")
 GROUPS = (("train", ("train@", "train-extra@")), ("evaluate", ("evaluate@",)),
           ("cross", ("cross@",)), ("run", ("run@",)), ("score", ("score", "leaderboard")))
 
 
-def wipe() -> None:
-    """Remove what `dvc repro` makes; checkpoint folders keep their tracked .gitignore."""
-    for rel in MADE:
+def wipe() -> list[str]:
+    """Remove every output of the stages of dvc.yaml as DVC resolves them today, and DVC's
+    cache; returns the outputs removed."""
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        outs = sorted({o.def_path for o in repo.index.outs})
+    for rel in [*outs, ".dvc/cache", ".dvc/tmp"]:
         p = ROOT / rel
         if p.is_dir():
             shutil.rmtree(p)
         elif p.exists():
             p.unlink()
-    for d in (ROOT / "checkpoints").glob("*/*"):
-        if d.is_dir():
-            shutil.rmtree(d)
-    for d in (ROOT / "datasets").iterdir():
-        if d.is_dir() and d.name.startswith("synthetic-"):
-            for sub in ("raw", "hf", "manifest.parquet"):
-                p = d / sub
-                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-            if not any(d.iterdir()):
-                d.rmdir()
+    return outs
 
 
 def run_repro(log: Path) -> float:
@@ -110,7 +104,7 @@ def main() -> None:
         if not args.yes:
             sys.exit("this removes every data set, checkpoint and output the pipeline made; "
                      "pass --yes")
-        wipe()
+        print(f"removed {len(wipe())} outputs of dvc.yaml's stages and the DVC cache")
         log = work / "make_run_cold.log"
         total = run_repro(log)
     else:

@@ -138,4 +138,3 @@ def print_tables(tables: dict[tuple[str, str, str], pd.DataFrame]) -> None:
             console.print(f"[yellow]unavailable here (no value, never ranked):[/yellow] "
                           f"{', '.join(t.attrs['unavailable'])}; `deblurbench weights status` "
                           "says which files to provide")
-
